@@ -1,0 +1,165 @@
+"""Population-training benchmark: model-steps/s and peak memory for N = 1, 16, 64, 256 models against the naive
+single-model loop, on the reference configuration (add_mod_97, 2 layers, d_model 128, 4 heads, d_mlp 512, 50% split,
+full batch of 4,704, AdamW lr 1e-3 wd 1.0 betas (0.9, 0.98)), all in one run; a profile of the largest population;
+and 100 models trained to grokking. Writes reports/benchmarks/population.json.
+
+    PYTHONPATH=. python experiments/bench_population.py            # on the GPU
+    PYTHONPATH=. python experiments/bench_population.py --smoke    # tiny CPU check
+"""
+import argparse, datetime, json, os, platform, subprocess, sys, time
+from pathlib import Path
+import torch
+
+from algocircuits.tasks import get_task
+from algocircuits.model import Transformer, TransformerConfig
+from algocircuits.train import TrainConfig, code_version, package_versions
+from algocircuits.sweep import Population, PopulationAdamW, population_loss_fn, train_population
+
+H100_BF16_DENSE = 989e12  # FLOP/s, H100 SXM dense bf16 peak (the usual MFU denominator)
+
+
+def step_flops(cfg, B, T, n_out):
+    "Matmul FLOPs of one training step (forward + backward = 3x forward) as executed: last layer only at n_out positions."
+    d, H, Dh, f, V, L = cfg.d_model, cfg.n_heads, cfg.head_dim, cfg.d_mlp, cfg.vocab_size, cfg.n_layers
+    fwd = 0
+    for l in range(L):
+        Tq = n_out if l == L - 1 else T
+        fwd += 2 * B * (T * d * 2 * H * Dh + Tq * d * H * Dh)   # K, V at all positions; Q at Tq
+        fwd += 2 * B * H * Tq * T * Dh * 2                      # scores and pattern @ V
+        fwd += 2 * B * Tq * (H * Dh * d + 2 * d * f)            # W_O and the MLP
+    fwd += 2 * B * n_out * d * V
+    return 3 * fwd
+
+
+def nominal_flops(cfg, B, T):
+    "FLOPs of the textbook step (every position through every layer and the unembedding)."
+    return step_flops(cfg, B, T, T)
+
+
+def sync(): torch.cuda.synchronize() if torch.cuda.is_available() else None
+
+
+def time_naive(cfg, x, y, steps, bf16, device):
+    torch.manual_seed(0)
+    m = Transformer(cfg).to(device); m.check_inputs = False
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=1.0, betas=(0.9, 0.98), **(dict(fused=True) if device.type == "cuda" else {}))
+    def step():
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            loss = torch.nn.functional.cross_entropy(m(x)[:, -1].float(), y[:, 0])
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+    for _ in range(10): step()
+    sync(); t = time.perf_counter()
+    for _ in range(steps): step()
+    sync(); return steps / (time.perf_counter() - t)
+
+
+def time_population(cfg, X, Y, N, steps, bf16, compile, device, attention="sdpa"):
+    if device.type == "cuda": torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
+    pop = Population(cfg, list(range(N)), attention=attention).to(device)
+    members = [TrainConfig(seed=i) for i in range(N)]
+    opt = PopulationAdamW(list(pop.params), members, compile=compile)
+    loss_fn = population_loss_fn(pop, 1, bf16, compile)
+    xb, yb = X.unsqueeze(0).expand(N, -1, -1).contiguous(), Y.unsqueeze(0).expand(N, -1, -1).contiguous()
+    lr = opt.lrs(0)
+    def step():
+        for p in pop.params: p.grad = None
+        loss_fn(xb, yb).backward(); opt.step(lr)
+    t0 = time.perf_counter()
+    for _ in range(3): step()
+    sync(); warm = time.perf_counter() - t0
+    t = time.perf_counter()
+    for _ in range(steps): step()
+    sync(); dt = time.perf_counter() - t
+    peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else None
+    return dict(N=N, compile=compile, attention=attention, bf16=bf16, steps=steps, seconds=dt, warmup_compile_s=round(warm, 1),
+                step_ms=1000 * dt / steps, model_steps_per_s=N * steps / dt, peak_memory_gib=None if peak is None else peak / 2**30), (pop, loss_fn, opt, step)
+
+
+def profile_step(step, device, n=5):
+    from torch.profiler import profile, ProfilerActivity
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        for _ in range(n): step()
+        sync()
+    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    evs = sorted(prof.key_averages(), key=lambda e: getattr(e, key, 0), reverse=True)
+    tot = sum(getattr(e, key, 0) for e in evs) or 1
+    return [dict(name=e.key[:90], pct=round(100 * getattr(e, key, 0) / tot, 1), us_per_step=round(getattr(e, key, 0) / n, 1), calls=e.count // n) for e in evs[:15]]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="reports/benchmarks/population.json")
+    ap.add_argument("--smoke", action="store_true", help="tiny CPU run")
+    ap.add_argument("--sizes", default="1,16,64,256")
+    ap.add_argument("--grok-models", type=int, default=100)
+    ap.add_argument("--steps", type=int, default=20, help="timed steps per configuration")
+    a = ap.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() and not a.smoke else "cpu")
+    torch.backends.cuda.matmul.allow_tf32 = True
+    if a.smoke:
+        task, mc, sizes, steps, gsteps = "add_mod_11", dict(n_layers=1, d_model=32, n_heads=2, d_mlp=64), [1, 4], 5, 200
+    else:
+        task, mc, sizes, steps, gsteps = "add_mod_97", dict(n_layers=2, d_model=128, n_heads=4, d_mlp=512), [int(s) for s in a.sizes.split(",")], a.steps, 4000
+    ds = get_task(task).dataset(train_frac=0.5, val_frac=0.5, seed=0)
+    cfg = TransformerConfig(vocab_size=ds.vocab_size, n_ctx=ds.seq_len, act="relu", **mc)
+    X, Y = (t.to(device) for t in ds.tensors("train"))
+    B, T = X.shape
+    out = dict(benchmark="population", task=task, model_config=cfg.to_dict(), batch=B, device=torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",
+               torch=torch.__version__, python=platform.python_version(), date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+               code=code_version(), packages=package_versions(), flops_per_model_step_executed=step_flops(cfg, B, T, 1), flops_per_model_step_nominal=nominal_flops(cfg, B, T))
+    print(json.dumps({k: out[k] for k in ("device", "torch", "flops_per_model_step_executed", "flops_per_model_step_nominal")}), flush=True)
+    out["naive_fp32"] = dict(steps_per_s=time_naive(cfg, X, Y, 5 * steps, False, device))
+    if device.type == "cuda": out["naive_bf16"] = dict(steps_per_s=time_naive(cfg, X, Y, 5 * steps, True, device))
+    print("naive", out["naive_fp32"], out.get("naive_bf16"), flush=True)
+    rows, cuda = [], device.type == "cuda"
+    plan = [(N, False, att) for N in sizes for att in ("sdpa", "math")]
+    if cuda: plan += [(max(sizes), True, att) for att in ("sdpa", "math")]
+    for N, compile, att in plan:
+        try:
+            r, (_, _, _, step) = time_population(cfg, X, Y, N, steps, cuda, compile, device, att)
+            r["tflops_executed"] = r["model_steps_per_s"] * out["flops_per_model_step_executed"] / 1e12
+            r["tflops_nominal"] = r["model_steps_per_s"] * out["flops_per_model_step_nominal"] / 1e12
+            r["mfu_executed"] = r["tflops_executed"] * 1e12 / H100_BF16_DENSE if cuda else None
+            r["speedup_vs_naive_fp32"] = r["model_steps_per_s"] / out["naive_fp32"]["steps_per_s"]
+            del step
+        except torch.OutOfMemoryError as e:
+            r = dict(N=N, compile=compile, attention=att, error=f"OOM: {str(e)[:200]}")
+        rows.append(r); print(json.dumps(r), flush=True)
+        if cuda: torch.cuda.empty_cache()
+    out["population"] = rows
+    ok = [r for r in rows if "error" not in r and r["N"] == max(sizes)]
+    best = max(ok, key=lambda r: r["model_steps_per_s"]) if ok else dict(compile=False, attention="sdpa")
+    out["best_at_max_N"] = {k: best.get(k) for k in ("N", "compile", "attention", "model_steps_per_s", "peak_memory_gib", "mfu_executed")}
+    # a profile of the fastest configuration at the largest N
+    r, (_, _, _, step) = time_population(cfg, X, Y, max(sizes), 3, cuda, best["compile"], device, best["attention"])
+    out["profile_top_kernels"] = profile_step(step, device); del step
+    if cuda: torch.cuda.empty_cache()
+    # N models to grokking, end to end (evaluation every 50 steps and grokking detection included). First the tuned
+    # schedule from bench_grokking (lr 3e-3 after 100 warmup steps), then the reference lr 1e-3, each stopping once
+    # every model is >= 99% on its held-out half.
+    n = 8 if a.smoke else a.grok_models
+    grok_att = max([r for r in rows if "error" not in r and not r["compile"]] or [dict(attention="sdpa", model_steps_per_s=0)],
+                   key=lambda r: (r.get("N", 0), r["model_steps_per_s"]))["attention"]
+    out["grok_population"] = []
+    for name, kw in [("lr3e-3_warmup100", dict(lr=3e-3, warmup_steps=100)), ("reference_lr1e-3", dict(lr=1e-3))]:
+        members = [TrainConfig(steps=gsteps, eval_every=50, seed=i, split_seed=0, precision="bf16", train_frac=0.5, val_frac=0.5,
+                               weight_decay=1.0, betas=(0.9, 0.98), wandb=False, **kw) for i in range(n)]
+        t = time.perf_counter()
+        res = train_population(ds, mc, members, stop_when_all_generalized=True, compile=False, attention=grok_att)
+        wall = time.perf_counter() - t
+        stg = sorted(s for s in res.steps_to_grok if s is not None)
+        g = dict(schedule=name, models=n, attention=grok_att, grokked=len(stg), wall_s=round(wall, 1), train_loop_s=round(res.seconds, 1),
+                 steps_run=res.steps_done, median_steps_to_grok=float(stg[len(stg) // 2]) if stg else None, max_steps_to_grok=max(stg) if stg else None,
+                 model_steps_per_s_with_eval=round(res.model_steps_per_s, 1),
+                 peak_memory_gib=None if res.peak_memory_bytes is None else res.peak_memory_bytes / 2**30)
+        out["grok_population"].append(g); print("grok", json.dumps(g), flush=True)
+        del res
+        if cuda: torch.cuda.empty_cache()
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(out, indent=1, default=str))
+    print("wrote", a.out)
+
+
+if __name__ == "__main__":
+    main()
