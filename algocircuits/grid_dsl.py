@@ -7,12 +7,12 @@ __all__ = ['Container', 'Callable', 'FrozenSet', 'Tuple', 'Boolean', 'Integer', 
            'Cell', 'Object', 'Objects', 'Indices', 'IndicesSet', 'Patch', 'Element', 'Piece', 'TupleTuple',
            'ContainerContainer', 'TYPE_NAMES', 'COLOURS', 'PRIOR_TAGS', 'COMPLEXITIES', 'PRIMITIVES', 'RAY_LENGTH',
            'COLOUR_TOKENS', 'GRID_TOKENS', 'GRID_TOKEN_ID', 'BG', 'GRID_TASKS', 'RECOLOUR', 'FILL', 'OUTLINE',
-           'ARC_COLOURS', 'type_name', 'as_grid', 'Primitive', 'primitive', 'identity', 'flip', 'both', 'either',
-           'equality', 'contained', 'greater', 'even', 'positive', 'branch', 'matcher', 'compose', 'chain', 'fork',
-           'lbind', 'rbind', 'power', 'add', 'subtract', 'multiply', 'divide', 'invert', 'double', 'halve', 'increment',
-           'decrement', 'crement', 'sign', 'toivec', 'tojvec', 'astuple', 'interval', 'maximum', 'minimum', 'combine',
-           'intersection', 'difference', 'dedupe', 'order', 'repeat', 'first', 'last', 'insert', 'remove', 'other',
-           'product', 'pair', 'totuple', 'initset', 'size', 'merge', 'valmax', 'valmin', 'argmax', 'argmin',
+           'ARC_COLOURS', 'GRID_QUERIES', 'type_name', 'as_grid', 'Primitive', 'primitive', 'identity', 'flip', 'both',
+           'either', 'equality', 'contained', 'greater', 'even', 'positive', 'branch', 'matcher', 'compose', 'chain',
+           'fork', 'lbind', 'rbind', 'power', 'add', 'subtract', 'multiply', 'divide', 'invert', 'double', 'halve',
+           'increment', 'decrement', 'crement', 'sign', 'toivec', 'tojvec', 'astuple', 'interval', 'maximum', 'minimum',
+           'combine', 'intersection', 'difference', 'dedupe', 'order', 'repeat', 'first', 'last', 'insert', 'remove',
+           'other', 'product', 'pair', 'totuple', 'initset', 'size', 'merge', 'valmax', 'valmin', 'argmax', 'argmin',
            'mostcommon', 'leastcommon', 'sfilter', 'mfilter', 'extract', 'apply', 'rapply', 'mapply', 'papply',
            'mpapply', 'prapply', 'toindices', 'uppermost', 'leftmost', 'lowermost', 'rightmost', 'ulcorner', 'urcorner',
            'llcorner', 'lrcorner', 'corners', 'height', 'width', 'shape', 'portrait', 'square', 'hline', 'vline',
@@ -26,9 +26,10 @@ __all__ = ['Container', 'Callable', 'FrozenSet', 'Tuple', 'Boolean', 'Integer', 
            'occurrences', 'frontiers', 'compress', 'backdrop', 'delta', 'box', 'inbox', 'outbox', 'manhattan',
            'adjacent', 'hmatching', 'vmatching', 'bordering', 'gravitate', 'primitive_table', 'serialize_grid',
            'deserialize_grid', 'grids', 'GridKnobs', 'GridTask', 'Resample', 'register_grid_task', 'list_grid_tasks',
-           'get_grid_task', 'make_grid_pairs', 'plot_grid', 'plot_grid_pairs', 'save_grid_task_gallery']
+           'get_grid_task', 'make_grid_pairs', 'plot_grid', 'plot_grid_pairs', 'save_grid_task_gallery',
+           'grid_query_task']
 
-# %% ../nbs/01_grid_dsl.ipynb #d12ce8c0
+# %% ../nbs/01_grid_dsl.ipynb #21b33092
 import difflib, functools, inspect, itertools, random, typing
 from collections import Counter
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-# %% ../nbs/01_grid_dsl.ipynb #d7c221f2
+# %% ../nbs/01_grid_dsl.ipynb #2e34d437
 Container = typing.Container
 Callable = typing.Callable
 FrozenSet = typing.FrozenSet
@@ -72,7 +73,7 @@ def type_name(hint) -> str:
     try: return TYPE_NAMES.get(hint) or repr(hint)
     except TypeError: return repr(hint)  # unhashable hint
 
-# %% ../nbs/01_grid_dsl.ipynb #04dbf2a2
+# %% ../nbs/01_grid_dsl.ipynb #475c1d68
 COLOURS = tuple(range(10))
 _COLOUR_SET = frozenset(COLOURS)
 
@@ -115,7 +116,7 @@ def _check_colour(value, name: str) -> int:
         raise ValueError(f"{name} must be a colour 0..9, got {value!r}")
     return int(value)
 
-# %% ../nbs/01_grid_dsl.ipynb #d2ecb2f1
+# %% ../nbs/01_grid_dsl.ipynb #9413a74a
 PRIOR_TAGS = ("Core_Object", "Core_Geometry", "Core_Number", "Core_Topology", "Logic", "Sequence")
 COMPLEXITIES = ("Primitive", "Compound")
 
@@ -138,7 +139,7 @@ class Primitive:
 
 PRIMITIVES: dict = {}
 
-# %% ../nbs/01_grid_dsl.ipynb #312bedaa
+# %% ../nbs/01_grid_dsl.ipynb #6684f504
 def _takes_grid(hint) -> bool:
     return hint == Grid or (typing.get_origin(hint) is typing.Union and Grid in typing.get_args(hint))
 
@@ -187,7 +188,7 @@ def primitive(tags, complexity: str = "Primitive"):
         return wrapped
     return register
 
-# %% ../nbs/01_grid_dsl.ipynb #4dd4bb84
+# %% ../nbs/01_grid_dsl.ipynb #40c3e2a8
 @primitive("Logic")
 def identity(x: Any) -> Any: return x
 
@@ -257,7 +258,7 @@ def power(function: Callable, n: Integer) -> Callable:
         return x
     return repeated
 
-# %% ../nbs/01_grid_dsl.ipynb #fc749f53
+# %% ../nbs/01_grid_dsl.ipynb #f05a8f49
 def _elementwise(op, a, b):
     a_vec, b_vec = isinstance(a, tuple), isinstance(b, tuple)
     if a_vec and b_vec:
@@ -330,7 +331,7 @@ def minimum(container: IntegerSet) -> Integer:
     if not container: raise ValueError("minimum(): container is empty")
     return min(container)
 
-# %% ../nbs/01_grid_dsl.ipynb #c4962cb6
+# %% ../nbs/01_grid_dsl.ipynb #ebc17da0
 def _same_kind(template, items):
     "Build a container of the same kind as `template`: tuple stays tuple, anything else becomes a frozenset."
     return tuple(items) if isinstance(template, tuple) else frozenset(items)
@@ -472,7 +473,7 @@ def mpapply(function: Callable, a: Tuple, b: Tuple) -> Tuple: return merge(pappl
 def prapply(function: Callable, a: Container, b: Container) -> FrozenSet:
     return frozenset(function(x, y) for x in a for y in b)
 
-# %% ../nbs/01_grid_dsl.ipynb #dd1830a5
+# %% ../nbs/01_grid_dsl.ipynb #69f86ef8
 def _is_object(patch) -> bool:
     "True when a non-empty patch holds (colour, (i, j)) cells rather than (i, j) indices."
     for x in patch: return isinstance(x[1], tuple)
@@ -574,7 +575,7 @@ def position(a: Patch, b: Patch) -> IntegerTuple:
     "Direction from a to b: the sign of the difference of their centres, per axis."
     return sign(subtract(center(b), center(a)))
 
-# %% ../nbs/01_grid_dsl.ipynb #cfae15a6
+# %% ../nbs/01_grid_dsl.ipynb #00455426
 @primitive("Core_Geometry")
 def rot90(grid: Grid) -> Grid:
     "Rotate clockwise: out[i][j] = grid[H-1-j][i]."
@@ -738,7 +739,7 @@ def trim(grid: Grid) -> Grid:
     _need(grid, 3, 3, "trim")
     return tuple(row[1:-1] for row in grid[1:-1])
 
-# %% ../nbs/01_grid_dsl.ipynb #4d1bb8b8
+# %% ../nbs/01_grid_dsl.ipynb #db458477
 RAY_LENGTH = 30
 
 @primitive("Core_Geometry")
@@ -779,7 +780,7 @@ def ineighbors(location: IntegerTuple) -> Indices:
 @primitive("Core_Topology", complexity="Compound")
 def neighbors(location: IntegerTuple) -> Indices: return dneighbors(location) | ineighbors(location)
 
-# %% ../nbs/01_grid_dsl.ipynb #9ccc93e2
+# %% ../nbs/01_grid_dsl.ipynb #ae9d8923
 def _colour_counts(element) -> Counter:
     if isinstance(element, tuple): return Counter(itertools.chain.from_iterable(element))
     return Counter(c for c, _ in element)
@@ -967,7 +968,7 @@ def compress(grid: Grid) -> Grid:
     if not keep_rows or not keep_cols: raise ValueError("compress(): every row or column is single-coloured")
     return tuple(tuple(grid[i][j] for j in keep_cols) for i in keep_rows)
 
-# %% ../nbs/01_grid_dsl.ipynb #e4776079
+# %% ../nbs/01_grid_dsl.ipynb #ff945809
 def _frame(top: int, left: int, bottom: int, right: int) -> Indices:
     "The outline cells of a rectangle (empty when the rectangle is empty)."
     if top > bottom or left > right: return frozenset()
@@ -1037,7 +1038,7 @@ def gravitate(source: Patch, destination: Patch) -> IntegerTuple:
         moved, offset = shift(moved, step), add(offset, step)
     raise ValueError("gravitate(): source never becomes adjacent to destination")
 
-# %% ../nbs/01_grid_dsl.ipynb #48fbdbd5
+# %% ../nbs/01_grid_dsl.ipynb #63e613f7
 def primitive_table(prims: dict | None = None) -> str:
     "A markdown table: number of primitives per prior tag, split by complexity."
     prims = PRIMITIVES if prims is None else prims
@@ -1050,7 +1051,7 @@ def primitive_table(prims: dict | None = None) -> str:
     lines.append(f"| **distinct primitives** | {n_prim} | {len(prims) - n_prim} | {len(prims)} |")
     return "\n".join(lines)
 
-# %% ../nbs/01_grid_dsl.ipynb #6b3174f8
+# %% ../nbs/01_grid_dsl.ipynb #487181be
 COLOUR_TOKENS = tuple(f"c{c}" for c in COLOURS)
 GRID_TOKENS = COLOUR_TOKENS + ("<nl>", "<grid>", "</grid>")
 GRID_TOKEN_ID = {t: i for i, t in enumerate(GRID_TOKENS)}
@@ -1084,7 +1085,7 @@ def deserialize_grid(tokens) -> Grid:
     if len(widths) > 1: raise ValueError(f"deserialize_grid(): ragged rows with widths {widths}")
     return tuple(rows)
 
-# %% ../nbs/01_grid_dsl.ipynb #8e5e9ac6
+# %% ../nbs/01_grid_dsl.ipynb #0c1cd771
 def grids(max_h: int = 6,  # largest height
           max_w: int = 6,  # largest width
           colours=COLOURS,  # colours to draw cells from
@@ -1104,7 +1105,7 @@ def grids(max_h: int = 6,  # largest height
         return tuple(tuple(draw(st.lists(cell, min_size=w, max_size=w))) for _ in range(h))
     return draw_grid()
 
-# %% ../nbs/01_grid_dsl.ipynb #4b842fc5
+# %% ../nbs/01_grid_dsl.ipynb #22f058ee
 BG = 0  # background colour of generated inputs
 
 @dataclass(frozen=True)
@@ -1143,7 +1144,7 @@ def get_grid_task(name: str) -> GridTask:
         raise ValueError(f"unknown grid task {name!r}; did you mean {near}? Known: {list_grid_tasks()}")
     return GRID_TASKS[name]
 
-# %% ../nbs/01_grid_dsl.ipynb #fa7b5762
+# %% ../nbs/01_grid_dsl.ipynb #535a44eb
 def _knob(value, name: str, lo: int, hi: int) -> tuple:
     "Normalise an int or (min, max) knob and check lo <= min <= max <= hi."
     if isinstance(value, Integral) and not isinstance(value, bool): value = (value, value)
@@ -1234,7 +1235,7 @@ def _scatter_counts(rng, k: GridKnobs, min_colours=1):
         g = fill(g, c, frozenset(free[start:start + n])); start += n
     return g
 
-# %% ../nbs/01_grid_dsl.ipynb #9d5a6f5b
+# %% ../nbs/01_grid_dsl.ipynb #fbd408e4
 RECOLOUR, FILL, OUTLINE = 8, 4, 3
 
 def _fg_objects(g: Grid) -> Objects: return objects(g, True, False, True)
@@ -1287,7 +1288,7 @@ def _program_swap_colours(g):
 def _program_hollow_rectangles(g):
     return fill(g, mostcolor(g), mapply(fork(difference, backdrop, box), _fg_objects(g)))
 
-# %% ../nbs/01_grid_dsl.ipynb #46d94e46
+# %% ../nbs/01_grid_dsl.ipynb #6df49dfd
 def _sample_connect_pairs(rng, k):
     h, w = rng.randint(*k.h), rng.randint(*k.w)
     colours = rng.sample([c for c in COLOURS if c != BG], min(9, rng.randint(*k.n_objects)))
@@ -1354,7 +1355,7 @@ _FAMILIES = [
 ]
 for _args in _FAMILIES: register_grid_task(*_args)
 
-# %% ../nbs/01_grid_dsl.ipynb #47bf0ede
+# %% ../nbs/01_grid_dsl.ipynb #69bfbe7d
 def make_grid_pairs(name: str,  # a family from list_grid_tasks()
                     n: int,  # number of pairs
                     seed: int = 0,  # random seed; equal seeds give equal pairs
@@ -1384,7 +1385,7 @@ def make_grid_pairs(name: str,  # a family from list_grid_tasks()
                                  "widen the grid size or object ranges")
     return pairs
 
-# %% ../nbs/01_grid_dsl.ipynb #f0459427
+# %% ../nbs/01_grid_dsl.ipynb #e4b33495
 ARC_COLOURS = ("#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00",
                "#AAAAAA", "#F012BE", "#FF851B", "#7FDBFF", "#870C25")
 
@@ -1441,3 +1442,27 @@ def save_grid_task_gallery(names,  # family names to show, one row each
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     return path
+
+# %% ../nbs/01_grid_dsl.ipynb #048511d2
+GRID_QUERIES = {
+    "asym": (lambda g, c: colorcount(cellwise(g, vmirror(g), c), c), "cells that differ from the left-right mirror image"),
+    "ncolors": (lambda g, c: numcolors(g), "number of distinct colours in the grid"),
+}
+
+def grid_query_task(op: str,      # one of GRID_QUERIES
+                    size: int = 3,  # the grid is size x size
+                    colours: int = 3):  # colours 0..colours-1
+    "A Task: a small grid (row by row) -> one number computed by a grid-DSL program."
+    from algocircuits.tasks import Task
+    if op not in GRID_QUERIES: raise ValueError(f"grid_query_task: unknown op {op!r}; known: {sorted(GRID_QUERIES)}")
+    if not (isinstance(size, int) and 2 <= size <= 5): raise ValueError(f"grid_query_task: size must be in 2..5, got {size!r}")
+    if not (isinstance(colours, int) and 2 <= colours <= 9): raise ValueError(f"grid_query_task: colours must be in 2..9, got {colours!r}")
+    f, desc = GRID_QUERIES[op]
+    n = size * size
+    as_grid = lambda x: tuple(tuple(x[r * size:(r + 1) * size]) for r in range(size))
+    syms = [str(i) for i in range(max(colours, n + 1))]
+    return Task(name=f"grid_{op}_s{size}_c{colours}", family="grid", params=dict(op=op, size=size, colours=colours),
+                description=f"{desc} ({size}x{size} grid, {colours} colours)", fn=lambda x: f(as_grid(x), colours),
+                symbols=syms, encode_input=lambda x: [str(v) for v in x], encode_output=lambda o: [str(o)], domain_size=colours ** n,
+                enumerate_inputs=lambda: itertools.product(range(colours), repeat=n),
+                sample_input=lambda r: tuple(r.randrange(colours) for _ in range(n)), tags=["Grid"])
