@@ -155,11 +155,11 @@ def spliced_forward(model: Transformer, tc: Transcoders, x: torch.Tensor, ablati
                     clamp: dict | None = None) -> torch.Tensor:  # clamp: {(layer, pos, feature): value}
     "The original model with transcoders + error terms spliced in at every MLP; ablated / clamped as asked."
     def edit_features(l, f):
-        if ablation is not None: f = torch.where(ablation.keep_features[l], f, ablation.fill_features[l].to(f))
+        if ablation is not None: f = torch.where(ablation.keep_features[l].to(f.device), f, ablation.fill_features[l].to(f))
         for (cl, cp, cf), v in (clamp or {}).items():
             if cl == l: f = f.clone(); f[:, cp, cf] = v
         return f
-    edit_errors = None if ablation is None else (lambda l, e: torch.where(ablation.keep_errors[l][:, None], e, ablation.fill_errors[l].to(e)))
+    edit_errors = None if ablation is None else (lambda l, e: torch.where(ablation.keep_errors[l][:, None].to(e.device), e, ablation.fill_errors[l].to(e)))
     return splice_transcoders(model, tc, x, edit_features, keep_errors=True, edit_errors=edit_errors)[0]
 
 def circuit_ablation(circuits, model: Transformer, tc: Transcoders, means) -> Ablation:
@@ -175,7 +175,7 @@ def circuit_ablation(circuits, model: Transformer, tc: Transcoders, means) -> Ab
 # %% ../nbs/07_attribution.ipynb #ff1275f2
 def counterparts(y: torch.Tensor, seed: int = 0) -> torch.Tensor:
     "For each example, the index of another example with a different answer (the corrupted prompt)."
-    g = torch.Generator().manual_seed(seed); N = len(y)
+    g = torch.Generator().manual_seed(seed); N = len(y); y = y.cpu()  # indices on the CPU index a tensor on any device
     idx = torch.randperm(N, generator=g)
     for _ in range(20):
         same = (y[idx] == y).all(-1)

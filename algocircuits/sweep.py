@@ -18,8 +18,8 @@ from .train import (TrainConfig, as_dataset, fit_model_config, resolve_device, d
                                 code_version, package_versions, device_name, write_metrics)
 
 # %% auto #0
-__all__ = ['PER_MEMBER', 'SHARED', 'check_population_config', 'Population', 'adamw_update', 'PopulationAdamW', 'PopulationResult',
-           'evaluate_population', 'population_loss_fn', 'train_population']
+__all__ = ['PER_MEMBER', 'SHARED', 'ATTENTION_IMPLS', 'check_population_config', 'Population', 'adamw_update', 'PopulationAdamW',
+           'PopulationResult', 'evaluate_population', 'population_loss_fn', 'train_population']
 
 # %% ../nbs/04_sweep.ipynb #597f44df
 PER_MEMBER = ("lr", "weight_decay", "betas", "eps", "warmup_steps", "schedule", "min_lr_ratio", "seed", "split_seed",
@@ -47,14 +47,16 @@ def _layer_norm(x, w, b):  # x [N, R, d]; w, b [N, d] or None (norm="none")
     if w is None: return x
     return F.layer_norm(x.float(), x.shape[-1:], eps=1e-5) * w[:, None] + b[:, None]
 
+ATTENTION_IMPLS = ("sdpa", "math", "elementwise")
+
 class Population(torch.nn.Module):
     "N transformers of one standard architecture with stacked parameters: every `name` of `Transformer` as [N, ...]."
     def __init__(self, cfg: TransformerConfig,  # the shared architecture
                  seeds: list[int],              # one init seed per member (as `train` seeds a single model)
                  init_scales: list[float] | None = None,  # per-member init scale (default cfg.init_scale)
-                 attention: str = "sdpa"):  # "sdpa" (fused kernels; flash on GPU in bf16) or "math" (matmul-softmax-matmul)
+                 attention: str = "sdpa"):  # "sdpa" (fused kernels; flash on GPU in bf16), "math" or "elementwise"
         super().__init__()
-        if attention not in ("sdpa", "math"): raise ValueError(f"Population: attention must be 'sdpa' or 'math', got {attention!r}")
+        if attention not in ATTENTION_IMPLS: raise ValueError(f"Population: attention must be one of {ATTENTION_IMPLS}, got {attention!r}")
         self.attention = attention
         check_population_config(cfg, [TrainConfig()])
         self.cfg, self.n = cfg, len(seeds)
@@ -96,11 +98,13 @@ class Population(torch.nn.Module):
             else:
                 qkv = torch.baddbmm(b_QKV, h, W_QKV).reshape(N, B, T, 3, H, D)
                 q, kv = qkv[:, :, :, 0], qkv[:, :, :, 1:]
-            # [B, N*H, T, D]: the models' heads become heads of one attention call
-            q = q.permute(1, 0, 3, 2, 4).reshape(B, N * H, Tq, D)
-            k, v = kv.permute(3, 1, 0, 4, 2, 5).reshape(2, B, N * H, T, D).unbind(0)
-            z = _attention(q, k, v, Tq, T, self.attention)                               # [B, N*H, Tq, D]
-            z = z.reshape(B, N, H, Tq, D).permute(1, 0, 3, 2, 4).reshape(N, B * Tq, H * D)
+            if self.attention == "elementwise":  # in the projection's own layout [N, B, T, H, D]
+                z = _attention_elementwise(q, kv[:, :, :, 0], kv[:, :, :, 1]).reshape(N, B * Tq, H * D)
+            else:  # [B, N*H, T, D]: the models' heads become heads of one attention call
+                q = q.permute(1, 0, 3, 2, 4).reshape(B, N * H, Tq, D)
+                k, v = kv.permute(3, 1, 0, 4, 2, 5).reshape(2, B, N * H, T, D).unbind(0)
+                z = _attention(q, k, v, Tq, T, self.attention)                               # [B, N*H, Tq, D]
+                z = z.reshape(B, N, H, Tq, D).permute(1, 0, 3, 2, 4).reshape(N, B * Tq, H * D)
             attn_out = torch.baddbmm(P[pre + "attn.b_O"][:, None], z, P[pre + "attn.W_O"].reshape(N, H * D, -1))
             if last: resid = resid.reshape(N, B, T, -1)[:, :, T - Tq:].reshape(N, B * Tq, -1)
             resid = resid + attn_out
@@ -123,6 +127,16 @@ def _attention(q, k, v, Tq, T, impl="sdpa"):
     if Tq == 1: return F.scaled_dot_product_attention(q, k, v)  # the last query sees every key
     mask = torch.ones(Tq, T, dtype=torch.bool, device=q.device).tril(T - Tq)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+def _attention_elementwise(q, k, v):  # q [..., Tq, H, D]; k, v [..., T, H, D] -> [..., Tq, H, D]
+    "Causal attention (bottom-right aligned) as broadcast products and sums: for short sequences, no matmul."
+    Tq, T, D = q.shape[-3], k.shape[-3], q.shape[-1]
+    scores = (q.unsqueeze(-3) * k.unsqueeze(-4)).sum(-1).float() / math.sqrt(D)       # [..., Tq, T, H]
+    if Tq > 1:
+        mask = torch.ones(Tq, T, dtype=torch.bool, device=q.device).tril(T - Tq)
+        scores = scores.masked_fill(~mask[:, :, None], float("-inf"))
+    pattern = scores.softmax(-2).to(v.dtype)
+    return (pattern.unsqueeze(-1) * v.unsqueeze(-4)).sum(-3)                            # [..., Tq, H, D]
 
 # %% ../nbs/04_sweep.ipynb #320c9983
 def _bc(vec, like): return vec.view(-1, *([1] * (like.ndim - 1)))
@@ -266,7 +280,7 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
                      init_scales: list[float] | None = None,  # per-member init scale
                      stop_when_all_generalized: bool = False,  # end early once every member is >= acc_threshold on held-out
                      compile: bool | None = None,        # torch.compile the step (default: on CUDA)
-                     attention: str = "sdpa",            # "sdpa" or "math" (see Population)
+                     attention: str = "sdpa",            # "sdpa", "math" or "elementwise" (see Population)
                      resume: bool = True,                # continue from the last checkpoint in run_dir
                      stop_after: int | None = None,      # simulate a kill: return after this many steps (tests)
                      ) -> PopulationResult:

@@ -1,4 +1,5 @@
-"""Population-training benchmark: model-steps/s and peak memory for N = 1, 16, 64, 256 models against the naive
+"""Population-training benchmark: model-steps/s and peak memory for N = 1, 16, 64, 256 models (attention through SDPA, matmuls or
+elementwise; eager and compiled) against the naive
 single-model loop, on the reference configuration (add_mod_97, 2 layers, d_model 128, 4 heads, d_mlp 512, 50% split,
 full batch of 4,704, AdamW lr 1e-3 wd 1.0 betas (0.9, 0.98)), all in one run; a profile of the largest population;
 and 100 models trained to grokking. Writes reports/benchmarks/population.json.
@@ -94,7 +95,12 @@ def main():
     ap.add_argument("--sizes", default="1,16,64,256")
     ap.add_argument("--grok-models", type=int, default=100)
     ap.add_argument("--steps", type=int, default=20, help="timed steps per configuration")
+    ap.add_argument("--sections", default="throughput,grok", help="throughput (all configurations, profile) and/or grok")
+    ap.add_argument("--grok-attention", default="elementwise", help="attention of the grokking runs when the throughput section is not run")
+    ap.add_argument("--grok-compile", action="store_true", help="compile the grokking runs when the throughput section is not run")
+    ap.add_argument("--time-budget", type=float, default=330.0, help="seconds after which the grokking runs still to come are skipped")
     a = ap.parse_args()
+    t_bench = time.perf_counter()
     device = torch.device("cuda" if torch.cuda.is_available() and not a.smoke else "cpu")
     torch.backends.cuda.matmul.allow_tf32 = True
     if a.smoke:
@@ -109,12 +115,17 @@ def main():
                torch=torch.__version__, python=platform.python_version(), date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                code=code_version(), packages=package_versions(), flops_per_model_step_executed=step_flops(cfg, B, T, 1), flops_per_model_step_nominal=nominal_flops(cfg, B, T))
     print(json.dumps({k: out[k] for k in ("device", "torch", "flops_per_model_step_executed", "flops_per_model_step_nominal")}), flush=True)
+    def save():  # after every section, so a run cut short still leaves its figures
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps(out, indent=1, default=str))
+    sections = set(a.sections.split(","))
     out["naive_fp32"] = dict(steps_per_s=time_naive(cfg, X, Y, 5 * steps, False, device))
     if device.type == "cuda": out["naive_bf16"] = dict(steps_per_s=time_naive(cfg, X, Y, 5 * steps, True, device))
     print("naive", out["naive_fp32"], out.get("naive_bf16"), flush=True)
-    rows, cuda = [], device.type == "cuda"
-    plan = [(N, False, att) for N in sizes for att in ("sdpa", "math")]
-    if cuda: plan += [(max(sizes), True, att) for att in ("sdpa", "math")]
+    rows, cuda, best = [], device.type == "cuda", None
+    atts = ("sdpa", "math", "elementwise")
+    plan = [(N, False, att) for N in sizes for att in atts] if "throughput" in sections else []
+    if cuda and plan: plan += [(max(sizes), True, att) for att in ("math", "elementwise")]
     for N, compile, att in plan:
         try:
             r, (_, _, _, step) = time_population(cfg, X, Y, N, steps, cuda, compile, device, att)
@@ -122,43 +133,41 @@ def main():
             r["tflops_nominal"] = r["model_steps_per_s"] * out["flops_per_model_step_nominal"] / 1e12
             r["mfu_executed"] = r["tflops_executed"] * 1e12 / H100_BF16_DENSE if cuda else None
             r["speedup_vs_naive_fp32"] = r["model_steps_per_s"] / out["naive_fp32"]["steps_per_s"]
+            if N == max(sizes) and (best is None or r["model_steps_per_s"] > best["model_steps_per_s"]):
+                best = r  # profile the fastest configuration at the largest N while it is built
+                out["profile_config"] = {k: r[k] for k in ("N", "compile", "attention")}
+                out["profile_top_kernels"] = profile_step(step, device)
             del step
         except torch.OutOfMemoryError as e:
             r = dict(N=N, compile=compile, attention=att, error=f"OOM: {str(e)[:200]}")
-        rows.append(r); print(json.dumps(r), flush=True)
+        rows.append(r); print(json.dumps(r), flush=True); out["population"] = rows; save()
         if cuda: torch.cuda.empty_cache()
-    out["population"] = rows
-    ok = [r for r in rows if "error" not in r and r["N"] == max(sizes)]
-    best = max(ok, key=lambda r: r["model_steps_per_s"]) if ok else dict(compile=False, attention="sdpa")
+    best = best or dict(compile=a.grok_compile, attention=a.grok_attention)
     out["best_at_max_N"] = {k: best.get(k) for k in ("N", "compile", "attention", "model_steps_per_s", "peak_memory_gib", "mfu_executed")}
-    # a profile of the fastest configuration at the largest N
-    r, (_, _, _, step) = time_population(cfg, X, Y, max(sizes), 3, cuda, best["compile"], device, best["attention"])
-    out["profile_top_kernels"] = profile_step(step, device); del step
-    if cuda: torch.cuda.empty_cache()
+    save()
     # N models to grokking, end to end (evaluation every 50 steps and grokking detection included). First the tuned
     # schedule from bench_grokking (lr 3e-3 after 100 warmup steps), then the reference lr 1e-3, each stopping once
     # every model is >= 99% on its held-out half.
     n = 8 if a.smoke else a.grok_models
-    grok_att = max([r for r in rows if "error" not in r and not r["compile"]] or [dict(attention="sdpa", model_steps_per_s=0)],
-                   key=lambda r: (r.get("N", 0), r["model_steps_per_s"]))["attention"]
+    grok_att, grok_compile = best["attention"], bool(best["compile"])
     out["grok_population"] = []
-    for name, kw in [("lr3e-3_warmup100", dict(lr=3e-3, warmup_steps=100)), ("reference_lr1e-3", dict(lr=1e-3))]:
+    for name, kw in [("lr3e-3_warmup100", dict(lr=3e-3, warmup_steps=100)), ("reference_lr1e-3", dict(lr=1e-3))] if "grok" in sections else []:
+        if time.perf_counter() - t_bench > a.time_budget:
+            print("skipped", name, "(time budget)", flush=True); out["grok_population"].append(dict(schedule=name, skipped="time budget")); continue
         members = [TrainConfig(steps=gsteps, eval_every=50, seed=i, split_seed=0, precision="bf16", train_frac=0.5, val_frac=0.5,
                                weight_decay=1.0, betas=(0.9, 0.98), wandb=False, **kw) for i in range(n)]
         t = time.perf_counter()
-        res = train_population(ds, mc, members, stop_when_all_generalized=True, compile=False, attention=grok_att)
+        res = train_population(ds, mc, members, stop_when_all_generalized=True, compile=grok_compile and cuda, attention=grok_att)
         wall = time.perf_counter() - t
         stg = sorted(s for s in res.steps_to_grok if s is not None)
-        g = dict(schedule=name, models=n, attention=grok_att, grokked=len(stg), wall_s=round(wall, 1), train_loop_s=round(res.seconds, 1),
+        g = dict(schedule=name, models=n, attention=grok_att, compile=grok_compile and cuda, grokked=len(stg), wall_s=round(wall, 1), train_loop_s=round(res.seconds, 1),
                  steps_run=res.steps_done, median_steps_to_grok=float(stg[len(stg) // 2]) if stg else None, max_steps_to_grok=max(stg) if stg else None,
                  model_steps_per_s_with_eval=round(res.model_steps_per_s, 1),
                  peak_memory_gib=None if res.peak_memory_bytes is None else res.peak_memory_bytes / 2**30)
-        out["grok_population"].append(g); print("grok", json.dumps(g), flush=True)
+        out["grok_population"].append(g); print("grok", json.dumps(g), flush=True); save()
         del res
         if cuda: torch.cuda.empty_cache()
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(out, indent=1, default=str))
-    print("wrote", a.out)
+    save(); print("wrote", a.out)
 
 
 if __name__ == "__main__":
