@@ -10,7 +10,7 @@ from importlib import metadata
 
 # %% auto #0
 __all__ = ['SIZES', 'STAGES', 'provenance', 'stage_tasks', 'stage_grids', 'stage_train', 'stage_sweep', 'stage_compress',
-           'stage_circuits', 'stage_catalog', 'run_pipeline', 'main']
+           'stage_circuits', 'stage_catalog', 'run_pipeline', 'main', 'serve_main']
 
 # %% ../nbs/90_cli.ipynb #669c1e18
 SIZES = {  # how big each stage runs: "small" is the CPU main job, "full" the GPU-sized one
@@ -182,10 +182,14 @@ def main(argv=None):
     for name in STAGES: sub.add_parser(name, help=(STAGES[name].__doc__ or "").split("\n")[0])
     stage_parsers = list(sub.choices.values())
     sub.add_parser("batch", help="run a papermill batch from experiments/*.yaml (see `algocircuits batch -h`)", add_help=False)
+    sv = sub.add_parser("serve", help="serve the catalog browser and attribution-graph viewer (Datasette) on a local port")
+    sv.add_argument("--catalog", default="reports/catalog.db", help="catalog database (built by `algocircuits catalog`)")
+    sv.add_argument("--port", type=int, default=8001); sv.add_argument("--host", default="127.0.0.1")
     if argv is None: argv = sys.argv[1:]
     if argv and argv[0] == "batch":
         from algocircuits.experiments import batch_main
         return batch_main(list(argv[1:]))
+    if argv and argv[0] == "serve": return serve_main(sv.parse_args(argv[1:]))
     for sp in stage_parsers:
         sp.add_argument("--out", default="reports", help="output directory")
         sp.add_argument("--size", default="small", choices=list(SIZES))
@@ -197,4 +201,19 @@ def main(argv=None):
     try: s = run_pipeline(a.out, size=a.size, stages=stages, seed=a.seed, device=a.device)
     except ValueError as e: p.error(str(e))
     print(json.dumps(s["stages"], indent=1, default=str))
+    return 0
+
+def serve_main(a) -> int:
+    "`algocircuits serve`: run the server until interrupted."
+    import signal
+    from algocircuits.viz import CatalogServer
+    from algocircuits.catalog import CatalogError
+    try: srv = CatalogServer(a.catalog, port=a.port, host=a.host); url = srv.start()
+    except (CatalogError, RuntimeError) as e: print(f"algocircuits serve: {e}", file=sys.stderr); return 2
+    print(f"catalog browser: {url}/viewer/index.html   SQL and tables: {url}/   (Ctrl-C stops)", flush=True)
+    def _interrupt(*_): raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, _interrupt)  # a terminated server takes its Datasette child with it
+    try: srv.proc.wait()
+    except KeyboardInterrupt: pass
+    finally: srv.stop()
     return 0

@@ -10,3 +10,11 @@ if ! $PY -c "import torch, sys; v=tuple(int(x) for x in torch.__version__.split(
   $PY -m pip install -q "torch==2.13.0"
 fi
 $PY -m pip install -q -e ".[dev]"
+# Headless Chromium for the browser tests of the served pages (nbs/09_viz): Debian's package, where it is missing.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null; }
+  else
+    echo "install.sh: Chromium not found and cannot be installed here (not root / no apt): install it for the browser tests" >&2
+  fi
+fi
