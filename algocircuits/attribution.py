@@ -152,7 +152,8 @@ def mean_activations(model: Transformer, tc: Transcoders, x: torch.Tensor) -> tu
     return [f.mean(0) for f in feats], torch.stack([e.mean(0) for e in errs])
 
 def spliced_forward(model: Transformer, tc: Transcoders, x: torch.Tensor, ablation: Ablation | None = None,
-                    clamp: dict | None = None) -> torch.Tensor:  # clamp: {(layer, pos, feature): value}
+                    clamp: dict | None = None,  # {(layer, pos, feature): value}
+                    extra_hooks=()) -> torch.Tensor:  # more (hook name, fn) pairs for the same run
     "The original model with transcoders + error terms spliced in at every MLP; ablated / clamped as asked."
     def edit_features(l, f):
         if ablation is not None: f = torch.where(ablation.keep_features[l].to(f.device), f, ablation.fill_features[l].to(f))
@@ -160,7 +161,7 @@ def spliced_forward(model: Transformer, tc: Transcoders, x: torch.Tensor, ablati
             if cl == l: f = f.clone(); f[:, cp, cf] = v
         return f
     edit_errors = None if ablation is None else (lambda l, e: torch.where(ablation.keep_errors[l][:, None].to(e.device), e, ablation.fill_errors[l].to(e)))
-    return splice_transcoders(model, tc, x, edit_features, keep_errors=True, edit_errors=edit_errors)[0]
+    return splice_transcoders(model, tc, x, edit_features, keep_errors=True, edit_errors=edit_errors, extra_hooks=extra_hooks)[0]
 
 def circuit_ablation(circuits, model: Transformer, tc: Transcoders, means) -> Ablation:
     "Keep the union of the circuits' feature and error nodes; everything else is mean-ablated."

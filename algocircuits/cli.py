@@ -10,7 +10,7 @@ from importlib import metadata
 
 # %% auto #0
 __all__ = ['SIZES', 'STAGES', 'provenance', 'stage_tasks', 'stage_grids', 'stage_train', 'stage_sweep', 'stage_compress',
-           'stage_circuits', 'stage_catalog', 'run_pipeline', 'main', 'serve_main']
+           'stage_circuits', 'stage_catalog', 'stage_compose', 'run_pipeline', 'main', 'serve_main']
 
 # %% ../nbs/90_cli.ipynb #669c1e18
 SIZES = {  # how big each stage runs: "small" is the CPU main job, "full" the GPU-sized one
@@ -127,7 +127,7 @@ def stage_circuits(out_dir, size: str = "small", seed: int = 0, device: str = "c
     tc_path = save_transcoders(tc, out / "transcoders", task=task, model_run=str(run_dir))
     # node threshold 0.99: circuit-tracer's 0.8 makes readable graphs, but circuits that faithful under ablation need more
     # of the influence (reports/benchmarks/circuit_thresholds.json: faithfulness 0.76 -> 0.94 on add_mod_97)
-    ext = extract_task_circuits(model, tc, ds, n_prompts=n_prompts or (8 if size == "small" else 32), node_threshold=0.99, seed=seed)
+    ext = extract_task_circuits(model, tc, ds, n_prompts=n_prompts or 32, node_threshold=0.99, seed=seed)
     save_extraction(ext, out, transcoders_path=tc_path)
     info = json.loads((run_dir / "run.json").read_text())
     (out / "summary.json").write_text(json.dumps(dict(  # the shape circuit_notebooks/extract_circuit writes: what the catalog reads
@@ -153,8 +153,31 @@ def stage_catalog(out_dir, size: str = "small", seed: int = 0) -> dict:
     cat.close()
     return res
 
+def stage_compose(out_dir, size: str = "small", seed: int = 0, task: str | None = None, max_inputs: int = 200_000) -> dict:
+    "Compose the cataloged circuits of the trained task into a deeper program ((a+b)+c), measure it on every input, store it."
+    import itertools
+    import numpy as np
+    from algocircuits.catalog import Catalog
+    from algocircuits.compose import Module, Program, program_accuracy, save_program
+    task = task or ("add_mod_97" if size == "full" else "add_mod_47")
+    db = Path(out_dir) / "catalog.db"
+    if not db.is_file(): raise ValueError(f"stage compose: no catalog at {db}; run the catalog stage first")
+    with Catalog(db) as cat:
+        circ = Module.from_catalog_task(cat, task, name="add")
+        whole = Module("add", circ.model, circ.ds, circ.interface)   # the same model, nothing ablated
+        p = len(circ.output_vocab)
+        src = "def main(a, b, c):\n    s = add(a, b)\n    return add(s, c)\n"
+        ref = lambda a, b, c: (a + b + c) % p
+        acc_c, _, inputs = program_accuracy(Program(src, {"add": circ}), ref, 3, p, max_inputs=max_inputs, seed=seed)
+        acc_m, _, _ = program_accuracy(Program(src, {"add": whole}), ref, 3, p, max_inputs=max_inputs, seed=seed)
+        base = circ.run([[str(a) for a, _ in itertools.product(range(p), repeat=2)], [str(b) for _, b in itertools.product(range(p), repeat=2)]])[0]
+        acc_base = float(np.mean([t == str((a + b) % p) for t, (a, b) in zip(base, itertools.product(range(p), repeat=2))]))
+        pid = save_program(cat, f"(a+b)+c mod {p}", Program(src, {"add": circ}), dict(accuracy=acc_c, inputs=len(inputs), whole_model_accuracy=acc_m))
+    return dict(program=pid, task=f"(a+b)+c mod {p}", circuit=circ.circuit_id, prompt_circuits=len(circ.circuit_ids), inputs=len(inputs),
+                circuit_accuracy_base_task=round(acc_base, 4), composed_circuit_accuracy=round(acc_c, 4), composed_whole_model_accuracy=round(acc_m, 4))
+
 STAGES = {"tasks": stage_tasks, "grids": stage_grids, "train": stage_train, "sweep": stage_sweep, "compress": stage_compress,
-          "circuits": stage_circuits, "catalog": stage_catalog}  # in data-flow order
+          "circuits": stage_circuits, "catalog": stage_catalog, "compose": stage_compose}  # in data-flow order
 
 def run_pipeline(out_dir="reports", size: str = "small", stages=None, seed: int = 0, **kw) -> dict:
     "Run the stages in order; write `pipeline.json` with each stage's summary and the provenance."

@@ -217,7 +217,8 @@ def _to_circuit_tracer(cfg, W_enc, b_enc, W_dec, b_dec, threshold, d, Fn, dev):
 def splice_transcoders(model: Transformer, tc: Transcoders, x: torch.Tensor,
                        edit_features=None,       # f(layer, features [B, T, F]) -> features the MLP output is decoded from
                        keep_errors: bool = False,  # add each MLP's error term (model output - reconstruction): exact model
-                       edit_errors=None):        # f(layer, error [B, T, d]) -> error term used (with keep_errors)
+                       edit_errors=None,         # f(layer, error [B, T, d]) -> error term used (with keep_errors)
+                       extra_hooks=()):          # more (hook name, fn) pairs for the same run, e.g. to read or set hook_embed
     "Run the model with every MLP output replaced by its transcoders' reconstruction; (logits, features, edited features, errors)."
     L = model.cfg.n_layers; full, used, errs = [None] * L, [None] * L, [None] * L
     def read(l):
@@ -235,7 +236,7 @@ def splice_transcoders(model: Transformer, tc: Transcoders, x: torch.Tensor,
             return new.to(out.dtype)
         return hook
     hooks = [(f"blocks.{l}.hook_resid_mid", read(l)) for l in range(L)] + [(f"blocks.{l}.hook_mlp_out", write(l)) for l in range(L)]
-    return model.run_with_hooks(x, fwd_hooks=hooks), full, used, errs
+    return model.run_with_hooks(x, fwd_hooks=hooks + list(extra_hooks)), full, used, errs
 
 def replacement_forward(model: Transformer, tc: Transcoders, x: torch.Tensor,
                         feature_mask: list | None = None,   # per layer a bool [F] (True = keep) or None (keep all)
