@@ -515,7 +515,7 @@ def program_accuracy(prog: Program, fn, n_operands: int, p: int, patch=None,
     res = prog.run([tuple(map(str, t)) for t in inputs], patch=patch)
     return float(np.mean([o == str(fn(*t)) for o, t in zip(res.outputs, inputs)])), res, inputs
 
-# %% ../nbs/10_compose.ipynb #405a839e
+# %% ../nbs/10_compose.ipynb #1e431f76
 def save_program(cat, name: str, prog: Program, accuracy: dict | None = None) -> str:
     "Store a composition program (source + circuit ids) in the catalog, with its measured accuracy; returns its id."
     from algocircuits.catalog import _short_hash, _now

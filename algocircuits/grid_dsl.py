@@ -7,27 +7,27 @@ __all__ = ['Container', 'Callable', 'FrozenSet', 'Tuple', 'Boolean', 'Integer', 
            'Cell', 'Object', 'Objects', 'Indices', 'IndicesSet', 'Patch', 'Element', 'Piece', 'TupleTuple',
            'ContainerContainer', 'TYPE_NAMES', 'COLOURS', 'PRIOR_TAGS', 'COMPLEXITIES', 'PRIMITIVES', 'RAY_LENGTH',
            'COLOUR_TOKENS', 'GRID_TOKENS', 'GRID_TOKEN_ID', 'BG', 'GRID_TASKS', 'RECOLOUR', 'FILL', 'OUTLINE',
-           'ARC_COLOURS', 'GRID_QUERIES', 'type_name', 'as_grid', 'Primitive', 'primitive', 'identity', 'flip', 'both',
-           'either', 'equality', 'contained', 'greater', 'even', 'positive', 'branch', 'matcher', 'compose', 'chain',
-           'fork', 'lbind', 'rbind', 'power', 'add', 'subtract', 'multiply', 'divide', 'invert', 'double', 'halve',
-           'increment', 'decrement', 'crement', 'sign', 'toivec', 'tojvec', 'astuple', 'interval', 'maximum', 'minimum',
-           'combine', 'intersection', 'difference', 'dedupe', 'order', 'repeat', 'first', 'last', 'insert', 'remove',
-           'other', 'product', 'pair', 'totuple', 'initset', 'size', 'merge', 'valmax', 'valmin', 'argmax', 'argmin',
-           'mostcommon', 'leastcommon', 'sfilter', 'mfilter', 'extract', 'apply', 'rapply', 'mapply', 'papply',
-           'mpapply', 'prapply', 'toindices', 'uppermost', 'leftmost', 'lowermost', 'rightmost', 'ulcorner', 'urcorner',
-           'llcorner', 'lrcorner', 'corners', 'height', 'width', 'shape', 'portrait', 'square', 'hline', 'vline',
-           'center', 'centerofmass', 'position', 'rot90', 'rot180', 'rot270', 'hmirror', 'vmirror', 'dmirror',
-           'cmirror', 'transpose', 'shift', 'normalize', 'crop', 'subgrid', 'upscale', 'downscale', 'hupscale',
-           'vupscale', 'hconcat', 'vconcat', 'hsplit', 'vsplit', 'tophalf', 'bottomhalf', 'lefthalf', 'righthalf',
-           'trim', 'connect', 'shoot', 'hfrontier', 'vfrontier', 'dneighbors', 'ineighbors', 'neighbors', 'palette',
-           'numcolors', 'colorcount', 'mostcolor', 'leastcolor', 'color', 'asindices', 'ofcolor', 'asobject',
+           'ARC_COLOURS', 'GRID_QUERIES', 'GRID_CELL_OPS', 'type_name', 'as_grid', 'Primitive', 'primitive', 'identity',
+           'flip', 'both', 'either', 'equality', 'contained', 'greater', 'even', 'positive', 'branch', 'matcher',
+           'compose', 'chain', 'fork', 'lbind', 'rbind', 'power', 'add', 'subtract', 'multiply', 'divide', 'invert',
+           'double', 'halve', 'increment', 'decrement', 'crement', 'sign', 'toivec', 'tojvec', 'astuple', 'interval',
+           'maximum', 'minimum', 'combine', 'intersection', 'difference', 'dedupe', 'order', 'repeat', 'first', 'last',
+           'insert', 'remove', 'other', 'product', 'pair', 'totuple', 'initset', 'size', 'merge', 'valmax', 'valmin',
+           'argmax', 'argmin', 'mostcommon', 'leastcommon', 'sfilter', 'mfilter', 'extract', 'apply', 'rapply',
+           'mapply', 'papply', 'mpapply', 'prapply', 'toindices', 'uppermost', 'leftmost', 'lowermost', 'rightmost',
+           'ulcorner', 'urcorner', 'llcorner', 'lrcorner', 'corners', 'height', 'width', 'shape', 'portrait', 'square',
+           'hline', 'vline', 'center', 'centerofmass', 'position', 'rot90', 'rot180', 'rot270', 'hmirror', 'vmirror',
+           'dmirror', 'cmirror', 'transpose', 'shift', 'normalize', 'crop', 'subgrid', 'upscale', 'downscale',
+           'hupscale', 'vupscale', 'hconcat', 'vconcat', 'hsplit', 'vsplit', 'tophalf', 'bottomhalf', 'lefthalf',
+           'righthalf', 'trim', 'connect', 'shoot', 'hfrontier', 'vfrontier', 'dneighbors', 'ineighbors', 'neighbors',
+           'palette', 'numcolors', 'colorcount', 'mostcolor', 'leastcolor', 'color', 'asindices', 'ofcolor', 'asobject',
            'toobject', 'recolor', 'index', 'objects', 'partition', 'fgpartition', 'colorfilter', 'sizefilter', 'fill',
            'paint', 'underfill', 'underpaint', 'cover', 'canvas', 'replace', 'switch', 'cellwise', 'move',
            'occurrences', 'frontiers', 'compress', 'backdrop', 'delta', 'box', 'inbox', 'outbox', 'manhattan',
            'adjacent', 'hmatching', 'vmatching', 'bordering', 'gravitate', 'primitive_table', 'serialize_grid',
            'deserialize_grid', 'grids', 'GridKnobs', 'GridTask', 'Resample', 'register_grid_task', 'list_grid_tasks',
            'get_grid_task', 'make_grid_pairs', 'plot_grid', 'plot_grid_pairs', 'save_grid_task_gallery',
-           'grid_query_task']
+           'grid_query_task', 'grid_cell_task']
 
 # %% ../nbs/01_grid_dsl.ipynb #21b33092
 import difflib, functools, inspect, itertools, random, typing
@@ -1466,3 +1466,29 @@ def grid_query_task(op: str,      # one of GRID_QUERIES
                 symbols=syms, encode_input=lambda x: [str(v) for v in x], encode_output=lambda o: [str(o)], domain_size=colours ** n,
                 enumerate_inputs=lambda: itertools.product(range(colours), repeat=n),
                 sample_input=lambda r: tuple(r.randrange(colours) for _ in range(n)), tags=["Grid"])
+
+# %% ../nbs/01_grid_dsl.ipynb #daf3a403
+GRID_CELL_OPS = {
+    "vmirror": (vmirror, "the grid mirrored left-right"),
+    "hmirror": (hmirror, "the grid mirrored top-bottom"),
+    "switch01": (lambda g: switch(g, 0, 1), "colours 0 and 1 swapped"),
+}
+
+def grid_cell_task(op: str,        # one of GRID_CELL_OPS
+                   size: int = 3,  # the grid is size x size
+                   colours: int = 3):  # colours 0..colours-1
+    "A Task: a grid (row by row) and a cell index -> the colour of that cell in the grid transformed by a DSL program."
+    from algocircuits.tasks import Task
+    if op not in GRID_CELL_OPS: raise ValueError(f"grid_cell_task: unknown op {op!r}; known: {sorted(GRID_CELL_OPS)}")
+    if not (isinstance(size, int) and 2 <= size <= 5): raise ValueError(f"grid_cell_task: size must be in 2..5, got {size!r}")
+    if not (isinstance(colours, int) and 2 <= colours <= 9): raise ValueError(f"grid_cell_task: colours must be in 2..9, got {colours!r}")
+    f, desc = GRID_CELL_OPS[op]
+    n = size * size
+    as_grid = lambda x: tuple(tuple(x[r * size:(r + 1) * size]) for r in range(size))
+    cell = lambda x: f(as_grid(x[:n]))[x[n] // size][x[n] % size]
+    return Task(name=f"gridcell_{op}_s{size}_c{colours}", family="grid", params=dict(op=op, size=size, colours=colours),
+                description=f"one cell of {desc} ({size}x{size} grid, {colours} colours; input: the cells row by row, then the cell's index)",
+                fn=cell, symbols=[str(i) for i in range(max(colours, n))], encode_input=lambda x: [str(v) for v in x],
+                encode_output=lambda o: [str(o)], domain_size=colours ** n * n,
+                enumerate_inputs=lambda: (g + (i,) for g in itertools.product(range(colours), repeat=n) for i in range(n)),
+                sample_input=lambda r: tuple(r.randrange(colours) for _ in range(n)) + (r.randrange(n),), tags=["Grid"])

@@ -317,12 +317,18 @@ TASK_PATTERNS = [  # (regex, builder from the match, an example name)
     (rf"(?P<op>{'|'.join(SET_OPS)})_u(?P<U>\d+)_k(?P<K>\d+)", lambda m: set_task(m["op"], int(m["U"]), int(m["K"])), "combine_u12_k4"),
     (r"(?P<expr>.+\(.*\))_mod_(?P<p>\d+)", lambda m: expression_task(m["expr"], int(m["p"])), "add(mul(x,y),z)_mod_23"),
     (r"grid_(?P<op>[a-z]+)_s(?P<s>\d+)_c(?P<c>\d+)", lambda m: _grid_query_task(m["op"], int(m["s"]), int(m["c"])), "grid_asym_s3_c3"),
+    (r"gridcell_(?P<op>[a-z0-9]+)_s(?P<s>\d+)_c(?P<c>\d+)", lambda m: _grid_cell_task(m["op"], int(m["s"]), int(m["c"])), "gridcell_vmirror_s3_c3"),
 ]
 
 def _grid_query_task(op, size, colours):
     "Grid query tasks are defined with the grid DSL (nbs/01_grid_dsl), imported on demand."
     from algocircuits.grid_dsl import grid_query_task
     return grid_query_task(op, size, colours)
+
+def _grid_cell_task(op, size, colours):
+    "Grid cell tasks (one cell of a transformed grid) are defined with the grid DSL too."
+    from algocircuits.grid_dsl import grid_cell_task
+    return grid_cell_task(op, size, colours)
 
 DEFAULT_TASKS = ([f"{op}_mod_97" for op in BINARY_OPS] + ["add_mod_97_digits", "s5_compose"]
                  + [f"{op}_l6_a10" for op in SEQUENCE_OPS] + ["parity_l8"]
@@ -341,7 +347,7 @@ def get_task(name: str) -> Task:
         if m: return build(m)
     near = difflib.get_close_matches(name, DEFAULT_TASKS + [ex for *_, ex in TASK_PATTERNS], n=5, cutoff=0.5)
     raise UnknownTaskError(f"Unknown task {name!r}." + (f" Did you mean: {', '.join(near)}?" if near else "")
-                           + " Patterns: op_mod_P[_digits], sN_compose, op_lL_aA, parity_lL, op_lL[_aA], op_uU_kK, expr_mod_P, grid_op_sS_cC;"
+                           + " Patterns: op_mod_P[_digits], sN_compose, op_lL_aA, parity_lL, op_lL[_aA], op_uU_kK, expr_mod_P, grid_op_sS_cC, gridcell_op_sS_cC;"
                            + " see list_tasks().")
 
 # %% ../nbs/00_tasks.ipynb #bdd3b790
