@@ -1449,17 +1449,20 @@ GRID_QUERIES = {
     "ncolors": (lambda g, c: numcolors(g), "number of distinct colours in the grid"),
 }
 
+def _grid_task_args(caller, ops, op, size, colours):
+    "Checked arguments of a grid token task: (program, description, number of cells, flat tuple -> grid)."
+    if op not in ops: raise ValueError(f"{caller}: unknown op {op!r}; known: {sorted(ops)}")
+    if not (isinstance(size, int) and 2 <= size <= 5): raise ValueError(f"{caller}: size must be in 2..5, got {size!r}")
+    if not (isinstance(colours, int) and 2 <= colours <= 9): raise ValueError(f"{caller}: colours must be in 2..9, got {colours!r}")
+    f, desc = ops[op]
+    return f, desc, size * size, lambda x: tuple(tuple(x[r * size:(r + 1) * size]) for r in range(size))
+
 def grid_query_task(op: str,      # one of GRID_QUERIES
                     size: int = 3,  # the grid is size x size
                     colours: int = 3):  # colours 0..colours-1
     "A Task: a small grid (row by row) -> one number computed by a grid-DSL program."
     from algocircuits.tasks import Task
-    if op not in GRID_QUERIES: raise ValueError(f"grid_query_task: unknown op {op!r}; known: {sorted(GRID_QUERIES)}")
-    if not (isinstance(size, int) and 2 <= size <= 5): raise ValueError(f"grid_query_task: size must be in 2..5, got {size!r}")
-    if not (isinstance(colours, int) and 2 <= colours <= 9): raise ValueError(f"grid_query_task: colours must be in 2..9, got {colours!r}")
-    f, desc = GRID_QUERIES[op]
-    n = size * size
-    as_grid = lambda x: tuple(tuple(x[r * size:(r + 1) * size]) for r in range(size))
+    f, desc, n, as_grid = _grid_task_args("grid_query_task", GRID_QUERIES, op, size, colours)
     syms = [str(i) for i in range(max(colours, n + 1))]
     return Task(name=f"grid_{op}_s{size}_c{colours}", family="grid", params=dict(op=op, size=size, colours=colours),
                 description=f"{desc} ({size}x{size} grid, {colours} colours)", fn=lambda x: f(as_grid(x), colours),
@@ -1479,12 +1482,7 @@ def grid_cell_task(op: str,        # one of GRID_CELL_OPS
                    colours: int = 3):  # colours 0..colours-1
     "A Task: a grid (row by row) and a cell index -> the colour of that cell in the grid transformed by a DSL program."
     from algocircuits.tasks import Task
-    if op not in GRID_CELL_OPS: raise ValueError(f"grid_cell_task: unknown op {op!r}; known: {sorted(GRID_CELL_OPS)}")
-    if not (isinstance(size, int) and 2 <= size <= 5): raise ValueError(f"grid_cell_task: size must be in 2..5, got {size!r}")
-    if not (isinstance(colours, int) and 2 <= colours <= 9): raise ValueError(f"grid_cell_task: colours must be in 2..9, got {colours!r}")
-    f, desc = GRID_CELL_OPS[op]
-    n = size * size
-    as_grid = lambda x: tuple(tuple(x[r * size:(r + 1) * size]) for r in range(size))
+    f, desc, n, as_grid = _grid_task_args("grid_cell_task", GRID_CELL_OPS, op, size, colours)
     cell = lambda x: f(as_grid(x[:n]))[x[n] // size][x[n] % size]
     return Task(name=f"gridcell_{op}_s{size}_c{colours}", family="grid", params=dict(op=op, size=size, colours=colours),
                 description=f"one cell of {desc} ({size}x{size} grid, {colours} colours; input: the cells row by row, then the cell's index)",
