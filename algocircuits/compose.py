@@ -337,10 +337,10 @@ class Program:
 
     # -- static checks: names, recursion, domains, adapters ---------------------------------------------------------------
     def _infer(self) -> dict:
-        doms, self._pdom = {}, {}
+        self._pdom = {}
         self._check_calls(self.entry, [])
         env = {p: _Unbound(p) for p in self.params}   # a parameter takes the domain of the slots it is passed to
-        self._infer_fn(self.entry, env, doms, set())
+        self._infer_fn(self.entry, env)
         missing = [p for p in self.params if p not in self._pdom]
         if missing: raise CompositionError(f"parameters {missing} of {self.entry} are never passed to a module")
         return dict(self._pdom)
@@ -353,26 +353,26 @@ class Program:
                 if name in self.functions: self._check_calls(name, stack + [fn])
                 elif name not in self.modules: raise _err(n, f"unknown module or function {name!r} (modules: {sorted(self.modules)})")
 
-    def _dom(self, node, env, doms, src):
+    def _dom(self, node, env, src):
         "Domain (set of tokens or None = unconstrained parameter) and producing module of an expression."
         if isinstance(node, ast.Constant): return frozenset([str(node.value)]), None
         if isinstance(node, ast.Name):
             if node.id not in env: raise _err(node, f"name {node.id!r} is used before it is assigned")
             return env[node.id], src.get(node.id)
         if isinstance(node, ast.Compare): 
-            for s in (node.left, node.comparators[0]): self._dom(s, env, doms, src)
+            for s in (node.left, node.comparators[0]): self._dom(s, env, src)
             return frozenset({"True", "False"}), None
         name = node.func.id
         if name in self.functions:
             fn = self.functions[name]
             if len(node.args) != len(fn.args.args): raise _err(node, f"{name} takes {len(fn.args.args)} arguments, got {len(node.args)}")
             sub = {}
-            for a, arg in zip(fn.args.args, node.args): sub[a.arg] = self._dom(arg, env, doms, src)[0]
-            return self._infer_fn(name, sub, doms, set()), None
+            for a, arg in zip(fn.args.args, node.args): sub[a.arg] = self._dom(arg, env, src)[0]
+            return self._infer_fn(name, sub), None
         m = self.modules[name]
         if len(node.args) != m.arity: raise _err(node, f"{name} takes {m.arity} operands, got {len(node.args)}")
         for k, arg in enumerate(node.args):
-            d, producer = self._dom(arg, env, doms, src)
+            d, producer = self._dom(arg, env, src)
             if isinstance(d, _Unbound): self._pdom[d.name] = self._pdom.get(d.name, m.input_vocab) & m.input_vocab; continue
             bad = sorted(d - m.input_vocab)
             if bad: raise _err(node, f"incompatible circuit interface: argument {k + 1} of {name} can be {bad[:5]}"
@@ -381,15 +381,15 @@ class Program:
                 raise _err(node, f"no latent adapter from {producer} to slot {k} of {name}: train one with train_adapter(...)")
         return frozenset(m.output_vocab), (None if isinstance(m, Router) else name)   # a router's answer travels as tokens
 
-    def _infer_fn(self, fn, env, doms, _):
+    def _infer_fn(self, fn, env):
         src = {}
         def block(stmts, env, src):
             for s in stmts:
                 if isinstance(s, ast.Assign):
-                    d, p = self._dom(s.value, env, doms, src); env[s.targets[0].id] = d; src[s.targets[0].id] = p if isinstance(s.value, ast.Call) else src.get(getattr(s.value, "id", None))
-                elif isinstance(s, ast.Return): return self._dom(s.value, env, doms, src)[0]
+                    d, p = self._dom(s.value, env, src); env[s.targets[0].id] = d; src[s.targets[0].id] = p if isinstance(s.value, ast.Call) else src.get(getattr(s.value, "id", None))
+                elif isinstance(s, ast.Return): return self._dom(s.value, env, src)[0]
                 elif isinstance(s, ast.If):
-                    self._dom(s.test, env, doms, src)
+                    self._dom(s.test, env, src)
                     e1, e2, s1, s2 = dict(env), dict(env), dict(src), dict(src)
                     block(s.body, e1, s1); block(s.orelse, e2, s2)
                     for k in set(e1) | set(e2):
@@ -397,7 +397,6 @@ class Program:
                             a, b = e1[k], e2[k]
                             env[k] = b if isinstance(a, _Unbound) else a if isinstance(b, _Unbound) else a | b
                             src[k] = s1.get(k) if s1.get(k) == s2.get(k) else None
-                    for k in (set(e1) ^ set(e2)) - set(env): pass   # assigned on one branch only: unusable after the if
                     if self.interface == "latent":
                         for k in set(s1) | set(s2):
                             if k in env and s1.get(k) != s2.get(k): src[k] = None
