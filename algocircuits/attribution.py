@@ -174,6 +174,10 @@ def circuit_ablation(circuits, model: Transformer, tc: Transcoders, means) -> Ab
     return Ablation(kf, ke, means[0], means[1])
 
 # %% ../nbs/07_attribution.ipynb #ff1275f2
+def _on_model(model, *ts):  # the tensors on the model's device (a GPU model may be handed data loaded on the CPU)
+    dev = next(model.parameters()).device
+    return tuple(None if t is None else t.to(dev) for t in ts)
+
 def counterparts(y: torch.Tensor, seed: int = 0) -> torch.Tensor:
     "For each example, the index of another example with a different answer (the corrupted prompt)."
     g = torch.Generator().manual_seed(seed); N = len(y); y = y.cpu()  # indices on the CPU index a tensor on any device
@@ -189,6 +193,7 @@ def circuit_faithfulness(model: Transformer, tc: Transcoders, x: torch.Tensor, y
                          circuits, means, corrupt: torch.Tensor | None = None,  # counterpart answers [N] (default: resampled)
                          per_example: bool = False) -> dict:
     "Faithfulness of the circuits' union (or, per_example=True, of circuit i on prompt i) and the circuit-alone accuracy."
+    x, y, corrupt = _on_model(model, x, y, corrupt)
     if y.ndim != 2 or y.shape[1] != 1: raise ValueError("circuit_faithfulness: single-token answers [N, 1] are supported")
     yc = y[counterparts(y), 0] if corrupt is None else corrupt
     ans = y[:, 0]
@@ -209,6 +214,7 @@ def circuit_faithfulness(model: Transformer, tc: Transcoders, x: torch.Tensor, y
 @torch.no_grad()
 def steer(model: Transformer, tc: Transcoders, x: torch.Tensor, layer: int, pos: int, feature: int, value: float) -> dict:
     "Clamp feature (layer, pos, feature) to `value`: the answer distributions before and after, and how they differ."
+    (x,) = _on_model(model, x)
     base = spliced_forward(model, tc, x)[:, -1].float().softmax(-1)
     new = spliced_forward(model, tc, x, clamp={(layer, pos, feature): value})[:, -1].float().softmax(-1)
     return dict(before=base, after=new, argmax_changed=(base.argmax(-1) != new.argmax(-1)).float().mean().item(),
@@ -222,6 +228,7 @@ def _ld_metric(ans, alt):
 @torch.no_grad()
 def activation_patching(model: Transformer, clean: torch.Tensor, corrupt: torch.Tensor, ans: torch.Tensor, alt: torch.Tensor) -> pd.DataFrame:
     "Recovered share of the logit difference per (component, layer, position), patching clean into corrupted."
+    clean, corrupt, ans, alt = _on_model(model, clean, corrupt, ans, alt)
     from transformer_lens import patching
     ht = to_hooked_transformer(model.float().eval())
     _, clean_cache = ht.run_with_cache(clean)
@@ -236,6 +243,7 @@ def activation_patching(model: Transformer, clean: torch.Tensor, corrupt: torch.
 @torch.no_grad()
 def path_patching(model: Transformer, clean: torch.Tensor, corrupt: torch.Tensor, ans: torch.Tensor, alt: torch.Tensor) -> pd.DataFrame:
     "Recovered share of the logit difference through the direct path component -> logits, per head and MLP."
+    clean, corrupt, ans, alt = _on_model(model, clean, corrupt, ans, alt)
     ht = to_hooked_transformer(model.float().eval())
     names = lambda n: n.endswith("hook_z") or n.endswith("hook_mlp_out") or n.endswith("ln_final.hook_scale") or n == f"blocks.{ht.cfg.n_layers - 1}.hook_resid_post"
     _, cc = ht.run_with_cache(clean, names_filter=names); _, kc = ht.run_with_cache(corrupt, names_filter=names)

@@ -11,7 +11,8 @@ import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as 
 
 # %% auto #0
 __all__ = ['MAX_LOOP', 'MAX_CALLS', 'CompositionError', 'Module', 'LatentAdapter', 'train_adapter', 'Router', 'RuleRouter',
-           'LearnedRouter', 'check_program', 'Step', 'RunResult', 'Program', 'program_accuracy', 'save_program']
+           'LearnedRouter', 'check_program', 'Step', 'RunResult', 'Program', 'program_accuracy', 'save_adapter',
+           'catalog_adapters', 'save_program']
 
 # %% ../nbs/10_compose.ipynb #a43f1e74
 class CompositionError(ValueError): "A composition problem named plainly: unsafe program, unknown module, incompatible interface, missing adapter."
@@ -514,7 +515,27 @@ def program_accuracy(prog: Program, fn, n_operands: int, p: int, patch=None,
     res = prog.run([tuple(map(str, t)) for t in inputs], patch=patch)
     return float(np.mean([o == str(fn(*t)) for o, t in zip(res.outputs, inputs)])), res, inputs
 
-# %% ../nbs/10_compose.ipynb #1e431f76
+# %% ../nbs/10_compose.ipynb #44bba4cd
+def save_adapter(cat, adapter: LatentAdapter, path,           # catalog; the adapter; where its weights go (.json/.safetensors)
+                 src_module: "Module | None" = None, dst_module: "Module | None" = None) -> str:  # to record their circuit ids
+    "Save a trained latent adapter and register it in the catalog's models table; returns its id."
+    meta = adapter.save(path)
+    arch = dict(src=adapter.src, dst=adapter.dst, slot=adapter.slot, d_in=adapter.norm.normalized_shape[0], d_out=adapter.d_out,
+                hidden=adapter.hidden, metrics=adapter.metrics, src_circuit=getattr(src_module, "circuit_id", None),
+                dst_circuit=getattr(dst_module, "circuit_id", None))
+    return cat.add_model(meta, f"{adapter.src}->{adapter.dst}", arch, kind="latent_adapter", n_params=sum(p.numel() for p in adapter.parameters()))
+
+def catalog_adapters(cat, src: str | None = None, dst: str | None = None) -> list:
+    "Load the cataloged latent adapters (optionally only those from module `src` / to module `dst`)."
+    out = []
+    for r in cat.db.query("SELECT model_id, path, architecture FROM models WHERE kind = 'latent_adapter' ORDER BY created"):
+        a = json.loads(r["architecture"])
+        if (src is None or a["src"] == src) and (dst is None or a["dst"] == dst):
+            if not Path(r["path"]).is_file(): raise CompositionError(f"adapter {r['model_id']}: its weights are missing at {r['path']}")
+            ad = LatentAdapter.load(r["path"]); ad.adapter_id = r["model_id"]; out.append(ad)
+    return out
+
+# %% ../nbs/10_compose.ipynb #74c8e035
 def save_program(cat, name: str, prog: Program, accuracy: dict | None = None) -> str:
     "Store a composition program (source + circuit ids) in the catalog, with its measured accuracy; returns its id."
     from algocircuits.catalog import _short_hash, _now

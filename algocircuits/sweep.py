@@ -278,7 +278,9 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
                      members: list[TrainConfig],         # one TrainConfig per member
                      run_dir=None,                       # checkpoints / metrics / run.json go here (optional)
                      init_scales: list[float] | None = None,  # per-member init scale
-                     stop_when_all_generalized: bool = False,  # end early once every member is >= acc_threshold on held-out
+                     stop_when_all_generalized: bool = False,  # end early once every member has generalized (held-out >= the
+                                                                #   target for early_stop_patience evals in a row, each member on its own)
+                     freeze_generalized: bool = False,   # from then on a generalized member's lr is 0 (its weights stay as they grokked)
                      compile: bool | None = None,        # torch.compile the step (default: on CUDA)
                      attention: str = "sdpa",            # "sdpa", "math" or "elementwise" (see Population)
                      resume: bool = True,                # continue from the last checkpoint in run_dir
@@ -319,7 +321,8 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
         ck = _last_checkpoint(run_dir) if resume else None
         if ck is not None: start, rows = _load_pop_checkpoint(ck, pop, opt, gen)
     ckpt_at = set(_ckpt_steps(m0))
-    streak = 0
+    streak, streaks = 0, np.zeros(N, dtype=int)  # all members at once / each member (latched once it reaches patience)
+    frozen = torch.zeros(N, dtype=torch.bool, device=device)
     if device.type == "cuda": torch.cuda.reset_peak_memory_stats(device)
     def eval_row(step, lr, gnorm):
         row = dict(step=step, lr=lr.cpu().numpy(), grad_norm=gnorm,
@@ -332,6 +335,7 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
     t0 = time.perf_counter()
     for step in range(start, m0.steps):
         lr = opt.lrs(step)
+        if freeze_generalized: lr = torch.where(frozen, torch.zeros_like(lr), lr)
         if bs is None: xb, yb = xfull, yfull
         else:
             j = torch.randint(0, n_train, (N, bs), generator=gen).to(device)
@@ -347,9 +351,12 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
             hacc = row[f"{held[0]}_acc"] if held else row["train_acc"]
             target = m0.early_stop_acc or m0.acc_threshold
             streak = streak + 1 if (hacc >= target).all() else 0
+            streaks = np.where(streaks >= m0.early_stop_patience, streaks, np.where(hacc >= target, streaks + 1, 0))
+            frozen = torch.as_tensor(streaks >= m0.early_stop_patience, device=device)
         if run_dir is not None and done in ckpt_at: _save_pop_checkpoint(run_dir, done, pop, opt, gen, rows, mcfg, members)
         if stop_after is not None and done >= stop_after: break
-        if (stop_when_all_generalized or m0.early_stop_acc) and streak >= m0.early_stop_patience: break
+        if m0.early_stop_acc and streak >= m0.early_stop_patience: break
+        if stop_when_all_generalized and (streaks >= m0.early_stop_patience).all(): break
     if device.type == "cuda": torch.cuda.synchronize(device)
     seconds = time.perf_counter() - t0
     metrics = _long_metrics(rows, N)

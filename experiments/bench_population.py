@@ -147,7 +147,8 @@ def main():
     save()
     # N models to grokking, end to end (evaluation every 50 steps and grokking detection included). First the tuned
     # schedule from bench_grokking (lr 3e-3 after 100 warmup steps), then the reference lr 1e-3, each stopping once
-    # every model is >= 99% on its held-out half.
+    # every model has been >= 99% on its held-out half at an evaluation (each member latched, and frozen from then on:
+    # its lr becomes 0, so the model kept is the one that generalized).
     n = 8 if a.smoke else a.grok_models
     grok_att, grok_compile = best["attention"], bool(best["compile"])
     out["grok_population"] = []
@@ -157,12 +158,13 @@ def main():
         members = [TrainConfig(steps=gsteps, eval_every=50, seed=i, split_seed=0, precision="bf16", train_frac=0.5, val_frac=0.5,
                                weight_decay=1.0, betas=(0.9, 0.98), wandb=False, **kw) for i in range(n)]
         t = time.perf_counter()
-        res = train_population(ds, mc, members, stop_when_all_generalized=True, compile=grok_compile and cuda, attention=grok_att)
+        res = train_population(ds, mc, members, stop_when_all_generalized=True, freeze_generalized=True, compile=grok_compile and cuda, attention=grok_att)
         wall = time.perf_counter() - t
         stg = sorted(s for s in res.steps_to_grok if s is not None)
         g = dict(schedule=name, models=n, attention=grok_att, compile=grok_compile and cuda, grokked=len(stg), wall_s=round(wall, 1), train_loop_s=round(res.seconds, 1),
                  steps_run=res.steps_done, median_steps_to_grok=float(stg[len(stg) // 2]) if stg else None, max_steps_to_grok=max(stg) if stg else None,
-                 model_steps_per_s_with_eval=round(res.model_steps_per_s, 1),
+                 model_steps_per_s_with_eval=round(res.model_steps_per_s, 1), final_val_acc_min=float(res.summary().final_val_acc.min()),
+                 final_val_acc_median=float(res.summary().final_val_acc.median()),
                  peak_memory_gib=None if res.peak_memory_bytes is None else res.peak_memory_bytes / 2**30)
         out["grok_population"].append(g); print("grok", json.dumps(g), flush=True); save()
         del res
