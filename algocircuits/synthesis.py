@@ -15,8 +15,9 @@ from .grid_dsl import PRIMITIVES, PRIOR_TAGS
 # %% auto #0
 __all__ = ['PLACEHOLDER', 'FITTERS', 'ARCInputError', 'check_grid', 'check_task', 'Transform', 'background', 'transform_library',
            'fit_colour_map', 'fit_local_rule', 'fit_object_recolour', 'analyze_pairs', 'propose_transforms',
-           'Candidate', 'program_source', 'SearchLog', 'search_programs', 'circuit_transform', 'catalog_transforms',
-           'tag_priors', 'TaskLog', 'solve_arc_task', 'parse_grid_program', 'verify_program', 'LLMProposer']
+           'fit_summary', 'fit_local_rule8', 'Candidate', 'program_source', 'SearchLog', 'search_programs',
+           'circuit_transform', 'catalog_transforms', 'tag_priors', 'TaskLog', 'solve_arc_task', 'parse_grid_program',
+           'verify_program', 'LLMProposer']
 
 # %% ../nbs/11_synthesis.ipynb #7e43294f
 class ARCInputError(ValueError): "A malformed ARC task: ragged or empty grids, colours outside 0..9, mismatched example lists."
@@ -67,6 +68,10 @@ class Transform:
 def background(a: np.ndarray) -> int:
     "The most common colour (ties: the smaller colour), as the DSL's mostcolor."
     return int(np.bincount(a.ravel(), minlength=10).argmax())
+
+def _bg0(a) -> int:
+    "Black (0) when the grid has any, else the most common colour: ARC's usual background, also on small crops."
+    return 0 if (a == 0).any() else background(a)
 
 def _objects(a: np.ndarray, diagonal: bool = True, by_colour: bool = False) -> list:
     "Connected non-background components as (mask, bbox slices), largest first."
@@ -209,11 +214,11 @@ def _paint_objects(which):
         return None if np.array_equal(out, a) else out
     return f
 
-def _connect(mark: bool):
+def _connect(mark: bool, rows: bool = True, cols: bool = True):
     "Join two same-coloured cells of a row or column across background with that colour (mark: with a placeholder)."
     def f(a):
         bg, out = background(a), a.copy()
-        for arr, o in ((a, out), (a.T, out.T)):
+        for arr, o in [(a, out)] * rows + [(a.T, out.T)] * cols:
             for i in range(arr.shape[0]):
                 row = arr[i]; idx = np.nonzero(row != bg)[0]
                 for j, k in zip(idx[:-1], idx[1:]):
@@ -289,7 +294,8 @@ def transform_library() -> dict:
         _T("crop_leastcolour", _crop_colour("least"), ["leastcolor", "ofcolor", "subgrid"], shape="smaller"),
         _T("crop_mostcolour", _crop_colour("most"), ["mostcolor", "ofcolor", "subgrid"], shape="smaller"),
         _T("trim", lambda a: a[1:-1, 1:-1].copy() if min(a.shape) > 2 else None, ["trim"], shape="smaller"),
-        _T("fractal", lambda a: np.kron((a != background(a)).astype(a.dtype), a) if a.size <= 36 else None, ["upscale", "cellwise"], shape="scale"),
+        _T("fractal", lambda a: np.kron((a != _bg0(a)).astype(a.dtype), a) if a.size <= 36 else None, ["upscale", "cellwise"], shape="scale"),
+        _T("fractal_most", lambda a: np.kron((a == background(a)).astype(a.dtype), a) if a.size <= 36 else None, ["upscale", "cellwise", "mostcolor"], shape="scale"),
         _T("extend_down", lambda a: _extend(a, 0), ["shoot"]), _T("extend_up", lambda a: _extend(a, 2), ["shoot"]),
         _T("extend_left", lambda a: _extend(a, 3), ["shoot"]), _T("extend_right", lambda a: _extend(a, 1), ["shoot"]),
         _T("tile_flip3", lambda a: np.vstack([np.tile(a, (1, 3)), np.tile(vm(a), (1, 3)), np.tile(a, (1, 3))]), ["hconcat", "vconcat", "vmirror"], shape="scale"),
@@ -302,7 +308,175 @@ def transform_library() -> dict:
     for nm, op in [("and", np.logical_and), ("or", np.logical_or), ("xor", np.logical_xor), ("nor", lambda x, y: ~(x | y)),
                    ("left_only", lambda x, y: x & ~y), ("right_only", lambda x, y: y & ~x)]:
         T.append(_T(f"overlay_{nm}", _overlay(op), ["hsplit", "cellwise"], cost=1.5, shape="smaller"))
+    T += [_T(f"crop_{k}", _crop_pick(p), ["objects", "extract", "subgrid"], shape="smaller") for k, p in _PICKS.items()]   # below
+    T += [_T(f"cell_{k}", _pick_cell(p), ["hsplit", "vsplit", "extract"], shape="smaller") for k, p in _CELL_PICKS.items()]
+    T += [_T("connect_rows", _connect(False, cols=False), ["connect", "hfrontier", "fill"]),
+          _T("connect_cols", _connect(False, rows=False), ["connect", "vfrontier", "fill"]),
+          _T("mark_rows", _mark_lines(1), ["hfrontier", "underfill"]), _T("mark_columns", _mark_lines(0), ["vfrontier", "underfill"]),
+          _T("rotate_quad", _rotate_quad, ["hconcat", "vconcat", "rot90", "rot180", "rot270"], shape="scale")]
+    T += [_T(f"fall_objects_{d}", (lambda k: lambda a: _fall_objects(a, k))(k), ["objects", "gravitate", "move"])
+          for d, k in (("down", 0), ("up", 2), ("left", 3), ("right", 1))]
+    T += [_T("move_to_largest", _move_to_anchor("largest"), ["objects", "gravitate", "move"]),
+          _T("move_to_smallest", _move_to_anchor("smallest"), ["objects", "gravitate", "move"]),
+          _T("majority_colour", _majority_colour, ["objects", "mostcolor", "paint"]),
+          _T("mark_interior", _mark_interior, ["objects", "inbox", "fill"])]
     return {t.name: t for t in T}
+
+# %% ../nbs/11_synthesis.ipynb #e654ea1b
+def _only_best(items, key, sign=1):
+    "The item with the largest sign*key, None on a tie."
+    ks = [sign * key(x) for x in items]; best = max(ks)
+    return items[ks.index(best)] if ks.count(best) == 1 else None
+
+# ---- object picks: the one object that differs from the others ----
+def _obj_colours(a, o): return frozenset(np.unique(a[o[1]][o[0]]).tolist())
+
+def _pick_unique(key):
+    "The only object whose key no other object shares (None unless exactly one is unique)."
+    def pick(a, obs):
+        keys = [key(a, o) for o in obs]; cnt = Counter(keys)
+        uniq = [o for o, k in zip(obs, keys) if cnt[k] == 1]
+        return uniq[0] if len(uniq) == 1 and len(obs) > 2 else None
+    return pick
+
+_PICKS = {
+    "unique_colour": _pick_unique(_obj_colours),
+    "unique_shape": _pick_unique(lambda a, o: (o[0].shape, o[0].tobytes())),
+    "most_colours": lambda a, obs: _only_best(obs, lambda o: len(_obj_colours(a, o))),
+    "largest_bbox": lambda a, obs: _only_best(obs, lambda o: o[0].size),
+}
+
+def _crop_pick(pick, mono: bool = False):
+    "Crop to the object `pick` chooses among the objects (multicolour, 8-connected; mono: one colour, 4-connected)."
+    def f(a):
+        obs = _objects(a, diagonal=not mono, by_colour=mono)
+        if len(obs) < 2: return None
+        o = pick(a, obs)
+        return None if o is None else a[o[1]].copy()
+    return f
+
+# %% ../nbs/11_synthesis.ipynb #3d5b64f2
+def _blocks(lines, n):
+    "Index ranges between separator lines."
+    out, start = [], 0
+    for i in sorted(lines) + [n]:
+        if i > start: out.append((start, i))
+        start = i + 1
+    return out
+
+def _cells(a) -> list | None:
+    "The cells of a grid divided by full lines of one non-background colour; else its equal square tiles; None if neither."
+    h, w = a.shape; bg = background(a)
+    for c in np.unique(a):
+        if c == bg: continue
+        rows = [i for i in range(h) if (a[i] == c).all()]; cols = [j for j in range(w) if (a[:, j] == c).all()]
+        if not rows and not cols: continue
+        cells = [a[r0:r1, c0:c1] for r0, r1 in _blocks(rows, h) for c0, c1 in _blocks(cols, w)]
+        if len(cells) >= 2 and len({c.shape for c in cells}) == 1: return cells
+    if h != w and max(h, w) % min(h, w) == 0:
+        k = min(h, w)
+        return [a[i:i + k] for i in range(0, h, k)] if h > w else [a[:, j:j + k] for j in range(0, w, k)]
+    return None
+
+def _cell_unique(cells):
+    "The one cell whose pattern (non-background mask) or content differs from all the others."
+    if len(cells) < 3 or len({c.shape for c in cells}) > 1: return None
+    bg = background(np.concatenate([c.ravel() for c in cells]))
+    for key in (lambda c: c.tobytes(), lambda c: (c != bg).tobytes()):
+        cnt = Counter(key(c) for c in cells); uniq = [c for c in cells if cnt[key(c)] == 1]
+        if len(uniq) == 1: return uniq[0]
+    return None
+
+_CELL_PICKS = {
+    "unique": _cell_unique,
+    "most_fg": lambda cells: _only_best(cells, lambda c: int((c != 0).sum())),
+    "least_fg": lambda cells: _only_best(cells, lambda c: int((c != 0).sum()), -1),
+    "most_colours": lambda cells: _only_best(cells, lambda c: len(np.unique(c))),
+}
+
+def _pick_cell(pick):
+    def f(a):
+        cells = _cells(a)
+        if cells is None: return None
+        c = pick(cells)
+        return None if c is None else c.copy()
+    return f
+
+# %% ../nbs/11_synthesis.ipynb #12cd6bab
+def _shift(m, dy, dx):
+    out = np.zeros_like(m); h, w = m.shape
+    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = m[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
+
+def _move_to_anchor(which):
+    "Every other object slides straight toward the anchor (largest / smallest object) until it touches it."
+    def f(a):
+        obs = _objects(a)
+        if not 2 <= len(obs) <= 20: return None   # many objects: noise, not things that move (and slow)
+        anchor = _only_best(obs, lambda o: int(o[0].sum()), 1 if which == "largest" else -1)
+        if anchor is None: return None
+        bg, out = background(a), a.copy()
+        A = np.zeros(a.shape, bool); A[anchor[1]] = anchor[0]
+        ay, ax = np.nonzero(A)
+        for m, sl in obs:
+            if m is anchor[0]: continue
+            M = np.zeros(a.shape, bool); M[sl] = m; ys, xs = np.nonzero(M)
+            if ys.min() <= ay.max() and ys.max() >= ay.min(): d = (0, 1 if xs.max() < ax.min() else -1)
+            elif xs.min() <= ax.max() and xs.max() >= ax.min(): d = (1 if ys.max() < ay.min() else -1, 0)
+            else: continue
+            vals, k = a.copy(), 0
+            while not (ndimage.binary_dilation(_shift(M, d[0] * k, d[1] * k)) & A).any():
+                k += 1
+                if k > max(a.shape) or _shift(M, d[0] * k, d[1] * k).sum() < M.sum() or (_shift(M, d[0] * k, d[1] * k) & A).any(): return None
+            out[M] = bg
+            S = _shift(M, d[0] * k, d[1] * k); src = np.where(M, a, 0)
+            out[S] = _shift(src, d[0] * k, d[1] * k)[S]
+        return None if np.array_equal(out, a) else out
+    return f
+
+# %% ../nbs/11_synthesis.ipynb #e359622a
+def _fall_objects(a, k):
+    "Objects (8-connected) fall as rigid units to the bottom (after rotating by k) until they rest on the border or another object."
+    r = np.rot90(a, k); bg = background(a)
+    obs = sorted(_objects(r), key=lambda o: -o[1][0].stop)      # the lowest first
+    if not 1 <= len(obs) <= 20: return None                       # many objects: noise (and slow)
+    out = np.full_like(r, bg); occ = np.zeros(r.shape, bool)
+    for m, sl in obs:
+        M = np.zeros(r.shape, bool); M[sl] = m; vals = np.where(M, r, 0); d = 0
+        while sl[0].stop + d < r.shape[0] and not (_shift(M, d + 1, 0) & occ).any(): d += 1
+        S = _shift(M, d, 0); out[S] = _shift(vals, d, 0)[S]; occ |= S
+    out = np.rot90(out, -k)
+    return None if np.array_equal(out, a) else out.copy()
+
+def _mark_lines(axis):
+    "Background cells of every row (axis 1) / column (axis 0) that holds a non-background cell get the placeholder."
+    def f(a):
+        bg = _bg0(a); fg = a != bg
+        has = fg.any(axis=axis, keepdims=True)
+        mark = np.broadcast_to(has, a.shape) & ~fg
+        if not mark.any(): return None
+        out = a.copy(); out[mark] = PLACEHOLDER; return out
+    return f
+
+def _rotate_quad(a):
+    "The grid and its three rotations as the quarters of a square (clockwise from the top left)."
+    if a.shape[0] != a.shape[1]: return None
+    return np.vstack([np.hstack([a, np.rot90(a, -1)]), np.hstack([np.rot90(a, 1), np.rot90(a, 2)])])
+
+# %% ../nbs/11_synthesis.ipynb #8d8e5da4
+def _majority_colour(a):
+    "Each object (non-background, 8-connected) painted with its most common colour."
+    lab, n = ndimage.label(a != _bg0(a), structure=np.ones((3, 3)))
+    out = a.copy()
+    for i in range(1, n + 1): out[lab == i] = np.bincount(a[lab == i]).argmax()
+    return None if np.array_equal(out, a) else out
+
+def _mark_interior(a):
+    "Object cells whose eight neighbours are all object cells get the placeholder (the colour map names it)."
+    fg = a != _bg0(a)
+    inner = fg & ndimage.binary_erosion(fg, structure=np.ones((3, 3)), border_value=0)
+    if not inner.any(): return None
+    out = a.copy(); out[inner] = PLACEHOLDER; return out
 
 # %% ../nbs/11_synthesis.ipynb #66604a88
 def fit_colour_map(states: list, outputs: list):
@@ -380,8 +554,6 @@ def fit_object_recolour(states: list, outputs: list):
         return Transform(f"recolour_objects_by_{key}", apply, ("objects", "recolor"), "dsl", 1.5, "same")
     return None
 
-FITTERS = (fit_colour_map, fit_object_recolour, fit_local_rule)
-
 # %% ../nbs/11_synthesis.ipynb #9cd0bfc7
 def _symmetries(a) -> list:
     return [n for n, f in (("h", lambda x: x[::-1]), ("v", lambda x: x[:, ::-1]), ("d", lambda x: x.T)) if f(a).shape == a.shape and np.array_equal(f(a), a)]
@@ -411,6 +583,110 @@ def propose_transforms(analysis: dict, library: dict) -> dict:
         if rel.startswith("scale"): return t.shape in ("scale", "same") or t.name.startswith("crop")
         return True
     return {k: t for k, t in library.items() if ok(t)}
+
+# %% ../nbs/11_synthesis.ipynb #99fdd176
+def _colour_counts(a, fg=True):
+    cnt = np.bincount(a.ravel(), minlength=11)[:10].copy()
+    if fg: cnt[_bg0(a)] = 0
+    return cnt
+
+def _holed(a, o):
+    m = np.pad(o[0], 1); return bool((ndimage.binary_fill_holes(m) & ~m).any())
+
+def _obj_colour(a, o): return int(np.bincount(a[o[1]][o[0]].ravel()).argmax())
+
+_COLOUR_OF = {  # state -> one colour (None: not defined)
+    "most": lambda a, obs: background(a),
+    "most_fg": lambda a, obs: (lambda c: int(c.argmax()) if c.any() and (c == c.max()).sum() == 1 else None)(_colour_counts(a)),
+    "least": lambda a, obs: (lambda c: int(np.where(c > 0, c, 99).argmin()) if c.any() and (c == c[c > 0].min()).sum() == 1 else None)(_colour_counts(a)),
+    "largest_object": lambda a, obs: (lambda o: None if o is None else _obj_colour(a, o))(_only_best(obs, lambda o: int(o[0].sum())) if obs else None),
+    "largest_bbox": lambda a, obs: (lambda o: None if o is None else _obj_colour(a, o))(_only_best(obs, lambda o: o[0].size) if obs else None),
+    "holed": lambda a, obs: (lambda h: _obj_colour(a, h[0]) if len(h) == 1 else None)([o for o in obs if _holed(a, o)]) if len(obs) <= 20 else None,
+}
+_COUNT_OF = {  # state -> a count
+    "objects": lambda a, obs: len(obs),
+    "colours": lambda a, obs: int((_colour_counts(a) > 0).sum()),
+    "fg_cells": lambda a, obs: int(_colour_counts(a).sum()),
+}
+_DRAW = {  # (count k, colour c, output shape or None) -> grid
+    "row": lambda k, c, shp: np.full((1, k), c, np.int8) if k else None,
+    "column": lambda k, c, shp: np.full((k, 1), c, np.int8) if k else None,
+    "square": lambda k, c, shp: np.full((k, k), c, np.int8) if k else None,
+    "diagonal": lambda k, c, shp: (np.eye(k, dtype=np.int8) * c) if k else None,
+    "first_k": lambda k, c, shp: np.array([c] * k + [0] * (shp[0] * shp[1] - k), np.int8).reshape(shp) if shp and k <= shp[0] * shp[1] else None,
+}
+_KEY_OF = {  # state -> a discrete description, for outputs looked up by it
+    "mask": lambda a, obs: (a.shape, (a != background(a)).tobytes()),
+    "symmetries": lambda a, obs: tuple(_symmetries(a)),
+    "objects": lambda a, obs: len(obs),
+    "colours": lambda a, obs: frozenset(np.unique(a).tolist()),
+    "n_colours": lambda a, obs: len(np.unique(a)),
+    "fg_cells": lambda a, obs: int(_colour_counts(a).sum()),
+}
+
+def _fitted(name, fn, cost=2.0): return Transform(name, fn, ("objects", "size"), "dsl", cost, "other")
+
+def fit_summary(states: list, outputs: list):
+    "Small outputs that summarise the state: one colour everywhere, a count drawn as a bar, or a lookup of a key."
+    if any(o.size > 100 for o in outputs) or any(PLACEHOLDER in s for s in states): return None
+    obs = [_objects(s) for s in states]
+    shapes = {o.shape for o in outputs}; shp = next(iter(shapes)) if len(shapes) == 1 else None
+    cache = {}
+    def colours(name):   # the named colour of every state, computed once
+        if name not in cache: cache[name] = [_COLOUR_OF[name](s, ob) for s, ob in zip(states, obs)]
+        return cache[name]
+    # 1. one colour everywhere, at the outputs' constant shape
+    if shp and all(len(np.unique(o)) == 1 for o in outputs):
+        for name, col in _COLOUR_OF.items():
+            if colours(name) == [int(o[0, 0]) for o in outputs]:
+                return _fitted(f"fill_{shp[0]}x{shp[1]}_by_{name}", lambda a, col=col: (lambda c: None if c is None else np.full(shp, c, np.int8))(col(a, _objects(a))))
+    # 2. a count, drawn: only counts equal to the outputs' coloured cells, only colours equal to theirs
+    fgc = [set(np.unique(o).tolist()) - {0} for o in outputs]
+    if all(len(c) == 1 for c in fgc):
+        want = [next(iter(c)) for c in fgc]; n_out = [int((o != 0).sum()) for o in outputs]
+        cols = {cn: col for cn, col in _COLOUR_OF.items() if colours(cn) == want}
+        if len(set(want)) == 1: cols = {"const": lambda a, ob, c=want[0]: c, **cols}
+        for kn, cnt in _COUNT_OF.items():
+            ks = [cnt(s, ob) for s, ob in zip(states, obs)]
+            if ks != n_out and [k * k for k in ks] != n_out: continue
+            for dn, draw in _DRAW.items():
+                for cn, col in cols.items():
+                    def run(a, ob, cnt=cnt, draw=draw, col=col):
+                        c = col(a, ob); return None if c is None else draw(cnt(a, ob), c, shp)
+                    if all((r := run(s, ob)) is not None and r.shape == o.shape and np.array_equal(r, o) for s, ob, o in zip(states, obs, outputs)):
+                        return _fitted(f"draw_{kn}_as_{dn}_{cn}", lambda a, run=run: run(a, _objects(a)))
+    # 3. the output looked up by a key of the state (a key must repeat: the table has to generalise somewhere)
+    for kn, key in _KEY_OF.items():
+        table, ok = {}, True
+        for s, ob, o in zip(states, obs, outputs):
+            k = key(s, ob)
+            if k in table and not (table[k].shape == o.shape and np.array_equal(table[k], o)): ok = False; break
+            table[k] = o
+        if ok and len(table) < len(states) and len(table) > 1:
+            return _fitted(f"lookup_by_{kn}", lambda a, key=key, table=table: (lambda o: None if o is None else o.copy())(table.get(key(a, _objects(a)))), cost=2.5)
+    return None
+
+
+# %% ../nbs/11_synthesis.ipynb #5092cad7
+def _neigh8_keys(a):
+    p = np.pad(a, 1, constant_values=11); h, w = a.shape
+    return np.stack([p[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)], -1).reshape(-1, 9)
+
+def fit_local_rule8(states: list, outputs: list):
+    "A cell's output colour as a function of its 3x3 neighbourhood (diagonals included), consistent over all pairs."
+    if any(s.shape != o.shape for s, o in zip(states, outputs)) or any(PLACEHOLDER in s for s in states): return None
+    table = {}
+    for s, o in zip(states, outputs):
+        for k, v in zip(map(bytes, _neigh8_keys(s).astype(np.uint8)), o.ravel()):
+            if table.setdefault(k, int(v)) != int(v): return None
+    changed = [k for k, v in table.items() if k[4] != v]
+    n_changed = sum(int((s != o).sum()) for s, o in zip(states, outputs))
+    if not changed or n_changed < 2 * len(changed): return None   # each changing neighbourhood shown twice on average
+    def apply(a):   # a neighbourhood the pairs never showed keeps its colour
+        return np.array([table.get(k, k[4]) for k in map(bytes, _neigh8_keys(a).astype(np.uint8))], dtype=np.int8).reshape(a.shape)
+    return Transform("local_rule8", apply, ("neighbors", "cellwise"), "dsl", 3.5, "same")
+
+FITTERS = (fit_colour_map, fit_object_recolour, fit_summary, fit_local_rule, fit_local_rule8)
 
 # %% ../nbs/11_synthesis.ipynb #ea49208f
 @dataclass
@@ -490,12 +766,12 @@ def search_programs(pairs: list, tests: list,
         if all(s.shape == o.shape and np.array_equal(s, o) for s, o in zip(states, outs)):
             if steps: accept(steps, ts, cost, tstates)
             continue
-        if len(steps) < max_depth:   # close the gap with one fitted step
+        if len(steps) < max_depth:   # close the gap with one fitted step: queued at its cost, accepted when popped
             for fit in FITTERS:
                 t = fit(states, outs)
                 if t is None: continue
                 tp = [None if s is None else t(s) for s in tstates]
-                if all(p is not None for p in tp): accept(steps + (t.name,), ts + (t,), cost + t.cost, tp)
+                if all(p is not None for p in tp): heapq.heappush(heap, (cost + t.cost, next(tick), steps + (t.name,), ts + (t,), outs, tp))
         if len(steps) >= max_depth: continue
         for name in order:
             t = lib[name]; new = [apply(t, s) for s in states]
@@ -508,6 +784,9 @@ def search_programs(pairs: list, tests: list,
             newt = [None if s is None else apply(t, s) for s in tstates]
             if any(n is None for n in newt): continue   # must apply to every test input
             heapq.heappush(heap, (cost + costs[name], next(tick), steps + (name,), ts + (t,), new, newt))
+    for cost, _, steps, ts, states, tstates in sorted(heap, key=lambda e: e[:2]):   # stopped early: fitted programs still queued
+        if len(found) >= max_candidates: break
+        if states is outs: accept(steps, ts, cost, tstates)
     log.states_kept, log.seconds = len(seen), time.perf_counter() - t0
     return sorted(found, key=lambda c: c.cost), log
 
