@@ -286,6 +286,19 @@ def report_name(rel):
     "reports/batches/batch_small/x.ipynb -> batches__batch_small__x (notebooks in different batches share names)."
     return "__".join(rel.with_suffix("").parts)
 
+def _shared_css(page, out, written):
+    "Move the template's large <style> blocks (the same ~260 kB on every page) into shared nb-<hash>.css files."
+    import hashlib
+    def link(m):
+        css = m.group(1)
+        if len(css) < 10_000: return m.group(0)
+        name = f"nb-{hashlib.sha1(css.encode()).hexdigest()[:10]}.css"
+        if not (out / name).exists(): (out / name).write_text(css, encoding="utf-8")
+        written.add(name)
+        return f'<link rel="stylesheet" href="{name}">'
+    head_end = page.index("</head>")
+    return re.sub(r"<style[^>]*>(.*?)</style>", link, page[:head_end], flags=re.S) + page[head_end:]
+
 def render_reports(force=False):
     import nbformat
     src_root, out = ROOT / "reports", ROOT / "reports" / "html"
@@ -310,12 +323,14 @@ def render_reports(force=False):
             body, _ = exp.from_notebook_node(nb)
             body = re.sub(r"<title>.*?</title>", f"<title>{html.escape(title)} – reports/{html.escape(str(rel))}</title>",
                           body, count=1, flags=re.S)
-            dst.write_text(body, encoding="utf-8")
+            dst.write_text(_shared_css(body, out, written), encoding="utf-8")
             print(f"  reports/html/{name} <- reports/{rel} ({dst.stat().st_size / 1e6:.2f} MB)")
         written.add(name)
         rows.append((str(rel), name, title, pm.get("end_time", "")[:19].replace("T", " "), pm.get("duration"),
                      n_err, dst.stat().st_size))
-    for stale in set(p.name for p in out.glob("*.html")) - written: (out / stale).unlink()
+    for f in out.glob("*.html"):   # pages rendered earlier still name their shared stylesheets
+        written.update(re.findall(r'href="(nb-[0-9a-f]+\.css)"', f.read_text(encoding="utf-8")[:20_000]))
+    for stale in set(p.name for p in list(out.glob("*.html")) + list(out.glob("nb-*.css"))) - written: (out / stale).unlink()
     groups = {}
     for r in rows: groups.setdefault(str(Path(r[0]).parent), []).append(r)
     trs = []
