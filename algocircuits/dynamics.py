@@ -20,10 +20,12 @@ from .transcoders import (Transcoders, TranscoderConfig, train_transcoders, tran
 from .attribution import Circuit, replacement_model, attribution_graph, extract_circuit, mean_activations, circuit_faithfulness
 
 # %% auto #0
-__all__ = ['FOURIER_OPS', 'fourier_table', 'fourier_directions', 'key_frequencies', 'progress_measures', 'transcoder_params',
-           'finetune_transcoders', 'match_features', 'circuit_keys', 'weighted_jaccard', 'graph_similarity',
-           'probe_set', 'checkpoint_circuits', 'circuit_timeline', 'stabilization_step', 'compare_to_grokking',
-           'plot_timeline']
+__all__ = ['FOURIER_OPS', 'RULE_COLORS', 'fourier_table', 'fourier_directions', 'key_frequencies', 'progress_measures',
+           'transcoder_params', 'finetune_transcoders', 'match_features', 'circuit_keys', 'weighted_jaccard',
+           'graph_similarity', 'probe_set', 'checkpoint_circuits', 'circuit_timeline', 'stabilization_step',
+           'compare_to_grokking', 'plot_timeline', 'unit_hooks', 'node_attributions', 'circuit_units', 'ablate_except',
+           'circuit_signal', 'circuit_fired_at', 'CircuitStopRule', 'CircuitReweighter', 'stopping_points',
+           'plot_stopping']
 
 # %% ../nbs/14_dynamics.ipynb #75e99b03
 FOURIER_OPS = ("add", "sub")   # the ops whose answer is a function of a + b or a - b, so Fourier over that sum applies
@@ -420,4 +422,260 @@ def plot_timeline(tl: pd.DataFrame,                 # a circuit_timeline
     fig.suptitle(title or f"{tl.attrs.get('task', '')}: {said} ({cmp['measure']} >= {cmp['threshold']}, k={cmp['k']})")
     if path is not None:
         path = Path(path); path.parent.mkdir(parents=True, exist_ok=True); fig.savefig(path, dpi=100)
+    return fig
+
+# %% ../nbs/14_dynamics.ipynb #d2838c5a
+def unit_hooks(model: Transformer) -> list:
+    "(hook name, node prefix, kind) for the units whose attributions `node_attributions` computes: heads and MLP neurons."
+    if model.cfg.moe_experts: raise ValueError("node_attributions: Mixture-of-Experts MLPs are not supported (use a dense-MLP model)")
+    out = []
+    for l in range(model.cfg.n_layers):
+        out.append((f"blocks.{l}.attn.hook_z", f"L{l}.H", "head"))
+        out.append((f"blocks.{l}.mlp.hook_post", f"L{l}.N", "neuron"))
+    return out
+
+def _answer_metric(logits, ans, alt):  # logits [N, V] at the answer position; per-example metric [N]
+    if alt is None: return logits.log_softmax(-1).gather(1, ans[:, None])[:, 0]
+    return logits.gather(1, ans[:, None])[:, 0] - logits.gather(1, alt[:, None])[:, 0]
+
+def _check_probes(model, x, ans, alt, fn):
+    if x.ndim != 2: raise ValueError(f"{fn}: x must be token ids [N, T], got shape {tuple(x.shape)}")
+    if ans.shape != (len(x),): raise ValueError(f"{fn}: ans must hold one answer token per prompt, shape ({len(x)},), got {tuple(ans.shape)}")
+    if alt is not None and alt.shape != ans.shape: raise ValueError(f"{fn}: alt must have ans's shape {tuple(ans.shape)}, got {tuple(alt.shape)}")
+    V = model.cfg.vocab_size
+    for name, t in (("ans", ans), ("alt", alt)):
+        if t is not None and (int(t.min()) < 0 or int(t.max()) >= V): raise ValueError(f"{fn}: {name} token ids must lie in [0, {V})")
+
+def node_attributions(model: Transformer,          # any dense-MLP Transformer
+                      x: torch.Tensor,             # prompts [N, T]; the answer is predicted at the last position
+                      ans: torch.Tensor,           # the right answer token per prompt [N]
+                      alt: torch.Tensor | None = None,  # a wrong answer per prompt [N]: metric = logit diff; None: log p(ans)
+                      reduce: str = "mean",        # "mean": the signed mean effect; "abs_mean": mean |effect| per prompt; "none": [N, units]
+                      ) -> pd.Series | pd.DataFrame:
+    "Attribution-patching estimate of each head's and MLP neuron's mean-ablation effect on the answer metric."
+    if reduce not in ("mean", "abs_mean", "none"): raise ValueError(f"node_attributions: reduce must be 'mean', 'abs_mean' or 'none', got {reduce!r}")
+    _check_probes(model, x, ans, alt, "node_attributions")
+    dev = next(model.parameters()).device
+    x, ans = x.to(dev), ans.to(dev); alt = alt.to(dev) if alt is not None else None
+    acts, was_training = {}, model.training
+    def keep(t, hook): t.retain_grad(); acts[hook.name] = t; return t
+    hooks = unit_hooks(model)
+    model.eval()
+    try:
+        with torch.enable_grad(), model.hooks(fwd_hooks=[(h, keep) for h, _, _ in hooks]):
+            logits = model(x)[:, -1, :].float()
+            _answer_metric(logits, ans, alt).mean().backward()
+    finally:
+        model.zero_grad(set_to_none=True); model.train(was_training)
+    vals, names = [], []
+    for h, prefix, kind in hooks:
+        a, g = acts[h].detach().float(), acts[h].grad.float()
+        eff = ((a - a.mean(0, keepdim=True)) * g)                     # [N, T, H, dh] or [N, T, F]
+        eff = eff.sum(dim=(1, 3)) if kind == "head" else eff.sum(1)   # [N, units]; the grads carry the 1/N of the mean
+        vals.append(eff.cpu() * len(x)); names += [f"{prefix}{i}" for i in range(eff.shape[1])]
+    per = torch.cat(vals, 1).numpy()                                  # per prompt and unit
+    if reduce == "none": return pd.DataFrame(per, columns=names)
+    return pd.Series(per.mean(0) if reduce == "mean" else np.abs(per).mean(0), index=names, name="attribution")
+
+# %% ../nbs/14_dynamics.ipynb #27d1b640
+def circuit_units(attr: pd.Series,        # node_attributions
+                  coverage: float = 0.9,  # share of the total |attribution| the circuit must hold
+                  ) -> list:
+    "The fewest units (strongest first) whose |attribution| sums to `coverage` of the total."
+    if not 0 < coverage <= 1: raise ValueError(f"circuit_units: coverage must be in (0, 1], got {coverage}")
+    a = attr.abs().sort_values(ascending=False, kind="stable")   # ties keep the units' order
+    if a.sum() == 0: return []
+    n = int(np.searchsorted(a.cumsum().values / a.sum(), coverage - 1e-12) + 1)
+    return list(a.index[:min(n, len(a))])
+
+def ablate_except(model: Transformer,   # the model
+                  x: torch.Tensor,      # prompts [N, T]
+                  keep,                 # unit names to keep; every other head and neuron is mean-ablated
+                  ) -> torch.Tensor:
+    "Logits [N, T, V] with every unit outside `keep` set to its mean over x (per position)."
+    keep, fwd = set(keep), []
+    for h, prefix, kind in unit_hooks(model):
+        def ablate(t, hook, prefix=prefix, kind=kind):
+            n = t.shape[2]
+            drop = torch.tensor([f"{prefix}{i}" not in keep for i in range(n)], device=t.device)
+            if not drop.any(): return t
+            m = t.mean(0, keepdim=True).expand_as(t)
+            mask = drop.view(1, 1, n, 1) if kind == "head" else drop.view(1, 1, n)
+            return torch.where(mask, m, t)
+        fwd.append((h, ablate))
+    with torch.no_grad(): return model.run_with_hooks(x.to(next(model.parameters()).device), fwd_hooks=fwd)
+
+def circuit_signal(model: Transformer,     # the model now
+                   x: torch.Tensor,        # probe prompts [N, T] (training examples)
+                   ans: torch.Tensor,      # their answers [N]
+                   coverage: float = 0.9,  # circuit_units' coverage
+                   ) -> dict:
+    "Attributions (mean |effect| per prompt), the circuit, its size, the model's and the circuit's accuracy on the probes, and faithfulness."
+    attr = node_attributions(model, x, ans, reduce="abs_mean")
+    units = circuit_units(attr, coverage)
+    dev = next(model.parameters()).device
+    with torch.no_grad(): model_acc = float((model(x.to(dev))[:, -1].argmax(-1) == ans.to(dev)).float().mean())
+    circ_acc = float((ablate_except(model, x, units)[:, -1].argmax(-1) == ans.to(dev)).float().mean())
+    return dict(attr=attr, units=units, size=len(units), size_frac=len(units) / len(attr), model_acc=model_acc,
+                circuit_acc=circ_acc, faithfulness=circ_acc / model_acc if model_acc > 0 else 0.0)
+
+# %% ../nbs/14_dynamics.ipynb #02c6e4e4
+def circuit_fired_at(signals: pd.DataFrame,      # CircuitStopRule.table(): step, similarity, faithfulness, model_acc per evaluation
+                     similarity: float = 0.9,    # stable: weighted Jaccard to the previous circuit >= this
+                     k: int = 3,                 # for this many evaluations in a row
+                     faithfulness: float = 0.99, # and circuit accuracy / model accuracy >= this
+                     fit: float = 0.99,          # and the model's accuracy on the probes >= this
+                     compact: float | None = None,  # and the circuit has shrunk to <= this share of its largest size so far
+                     **_) -> int | None:
+    "The step at which the circuit stopping rule fires on recorded signals (None if it never does)."
+    run, peak = 0, 0
+    for r in signals.itertuples():
+        peak = max(peak, r.size)
+        ok = (r.similarity >= similarity) and r.faithfulness >= faithfulness and r.model_acc >= fit   # NaN similarity: not ok
+        if compact is not None: ok = ok and r.size <= compact * peak
+        run = run + 1 if ok else 0
+        if run >= k: return int(r.step)
+    return None
+
+class CircuitStopRule:
+    "train callback: stop once the circuit on the model's own units is stable, faithful and fits the probes."
+    def __init__(self, x: torch.Tensor,          # probe prompts [N, T] (training examples)
+                 ans: torch.Tensor,              # their answers [N]
+                 similarity: float = 0.9,        # weighted Jaccard to the previous circuit that counts as stable
+                 k: int = 3,                     # evaluations in a row that must pass
+                 faithfulness: float = 0.99,     # circuit accuracy / model accuracy on the probes
+                 fit: float = 0.99,              # model accuracy on the probes
+                 coverage: float = 0.9,          # circuit_units' coverage
+                 compact: float | None = None,   # also require the circuit to have shrunk to <= this share of its peak size
+                 every: int = 1,                 # compute the signal at every `every`-th evaluation
+                 observe: bool = False,          # record and report `fired_at`, but never stop the run
+                 ):
+        if not (isinstance(k, int) and k >= 1) or not (isinstance(every, int) and every >= 1):
+            raise ValueError(f"CircuitStopRule: k and every must be ints >= 1, got k={k!r}, every={every!r}")
+        for n, v in (("similarity", similarity), ("faithfulness", faithfulness), ("fit", fit)):
+            if not 0 <= v <= 1: raise ValueError(f"CircuitStopRule: {n} must be in [0, 1], got {v}")
+        self.x, self.ans = x, ans
+        self.similarity, self.k, self.faithfulness, self.fit, self.coverage, self.every, self.observe = similarity, k, faithfulness, fit, coverage, every, observe
+        self.compact = compact
+        self.history, self.fired_at, self._prev, self._n, self.seconds = [], None, None, 0, 0.0
+    __name__ = "CircuitStopRule"
+
+    def __call__(self, step, row, model) -> bool:
+        self._n += 1
+        if (self._n - 1) % self.every: return False
+        t0 = time.perf_counter()
+        s = circuit_signal(model, self.x, self.ans, self.coverage)
+        cur = {u: abs(float(s["attr"][u])) for u in s["units"]}
+        sim = weighted_jaccard(self._prev, cur) if self._prev is not None else float("nan")
+        self._prev = cur
+        self.seconds += time.perf_counter() - t0
+        self.history.append(dict(step=step, similarity=sim, size=s["size"], size_frac=s["size_frac"], model_acc=s["model_acc"],
+                                 circuit_acc=s["circuit_acc"], faithfulness=s["faithfulness"], signal_s=self.seconds))
+        if self.fired_at is None:
+            self.fired_at = circuit_fired_at(self.table(), self.similarity, self.k, self.faithfulness, self.fit, self.compact)
+        return (not self.observe) and self.fired_at is not None
+
+    def table(self) -> pd.DataFrame: return pd.DataFrame(self.history)
+
+# %% ../nbs/14_dynamics.ipynb #57d3b09b
+class CircuitReweighter:
+    "train callback: reweight training examples by their loss under the current circuit alone (under-formed = heavier)."
+    def __init__(self, x_train: torch.Tensor,   # all training prompts [n, T], in the trainer's order (ds.tensors("train"))
+                 y_train: torch.Tensor,         # their answers [n, 1]
+                 probe_idx: torch.Tensor,       # indices of the probe examples the circuit is read from
+                 strength: float = 0.5,         # 0 = uniform weights, 1 = weights proportional to the circuit loss
+                 coverage: float = 0.9,         # circuit_units' coverage
+                 every: int = 1,                # reweight at every `every`-th evaluation
+                 device=None,                   # the training device (the weights live there)
+                 ):
+        if not 0 <= strength <= 1: raise ValueError(f"CircuitReweighter: strength must be in [0, 1], got {strength}")
+        if y_train.ndim != 2 or len(y_train) != len(x_train): raise ValueError("CircuitReweighter: y_train must be [n, target_len] for x_train [n, T]")
+        self.x, self.y, self.probe_idx, self.strength, self.coverage, self.every = x_train, y_train, probe_idx, strength, coverage, every
+        self.weights = torch.ones(len(x_train), device=device)
+        self.history, self._n, self.seconds = [], 0, 0.0
+    __name__ = "CircuitReweighter"
+
+    def __call__(self, step, row, model) -> bool:
+        self._n += 1
+        if (self._n - 1) % self.every: return False
+        t0 = time.perf_counter()
+        dev = next(model.parameters()).device
+        x, y = self.x.to(dev), self.y.to(dev)
+        units = circuit_units(node_attributions(model, x[self.probe_idx], y[self.probe_idx, -1], reduce="abs_mean"), self.coverage)
+        logits = ablate_except(model, x, units)[:, -y.shape[1]:].float()
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none").view(y.shape).mean(1)
+        w = (1 - self.strength) + self.strength * len(loss) * loss / loss.sum().clamp_min(1e-12)
+        self.weights.copy_(w.to(self.weights.device))
+        self.seconds += time.perf_counter() - t0
+        self.history.append(dict(step=step, size=len(units), circuit_loss=float(loss.mean()), w_max=float(w.max()), w_min=float(w.min())))
+        return False
+
+# %% ../nbs/14_dynamics.ipynb #1748f9e2
+def _val_target(m, acc, patience):
+    hits = 0
+    for s, a in zip(m.step, m.val_acc):
+        hits = hits + 1 if a >= acc else 0
+        if hits >= patience: return int(s)
+    return None
+
+def _val_loss_patience(m, patience):
+    best, since = float("inf"), 0
+    for s, l in zip(m.step, m.val_loss):
+        if l < best: best, since = l, 0
+        else: since += 1
+        if since >= patience: return int(s)
+    return None
+
+def stopping_points(metrics: pd.DataFrame,          # the fixed-budget run's metrics (step, val_acc, val_loss, test_acc)
+                    circuit_fired_at: int | None,   # CircuitStopRule(observe=True).fired_at of that run
+                    acc: float = 0.99,              # val_target's accuracy
+                    patience: int = 3,              # val_target's evaluations in a row
+                    loss_patience: int = 10,        # val_loss_patience's evaluations without improvement
+                    ) -> pd.DataFrame:
+    "Per rule: the stop step (the budget if it never fires), the share of the budget saved, and test accuracy there."
+    need = {"step", "val_acc", "val_loss", "test_acc"} - set(metrics.columns)
+    if need: raise ValueError(f"stopping_points: metrics lack {sorted(need)} (train with a val and a test split)")
+    m = metrics.sort_values("step"); budget = int(m.step.iloc[-1]); at = m.set_index("step")
+    stops = dict(fixed=budget, val_target=_val_target(m, acc, patience), val_loss_patience=_val_loss_patience(m, loss_patience),
+                 circuit=circuit_fired_at)
+    rows = []
+    for rule, s in stops.items():
+        s_eff = budget if s is None else int(s)
+        if s_eff not in at.index: raise ValueError(f"stopping_points: step {s_eff} ({rule}) is not an evaluated step")
+        rows.append(dict(rule=rule, fired=s is not None, stop_step=s_eff, saved=1 - s_eff / budget,
+                         test_acc=float(at.test_acc[s_eff]), val_acc=float(at.val_acc[s_eff])))
+    return pd.DataFrame(rows)
+
+# %% ../nbs/14_dynamics.ipynb #8ef67aeb
+RULE_COLORS = dict(fixed="tab:gray", val_target="tab:blue", val_loss_patience="tab:red", circuit="tab:green")
+
+def plot_stopping(per_run: pd.DataFrame,                 # stopping_points rows of many runs (columns rule, saved, test_acc)
+                  sampling: pd.DataFrame | None = None,  # per run: uniform_step, reweighted_step, uniform_final, reweighted_final
+                  budget: int | None = None,             # the fixed budget, where a run never reached 99% (sampling panel)
+                  path=None,                             # save the figure here
+                  title: str | None = None):
+    "Compute saved vs test accuracy per stopping rule; and the sampling rule's steps to 99% against uniform sampling."
+    need = {"rule", "saved", "test_acc"} - set(per_run.columns)
+    if need: raise ValueError(f"plot_stopping: per_run lacks {sorted(need)}")
+    from matplotlib.figure import Figure
+    n = 1 if sampling is None or not len(sampling) else 2
+    fig = Figure(figsize=(6.2 * n, 4.6)); axes = fig.subplots(1, n, squeeze=False)
+    ax = axes[0, 0]
+    for rule, g in per_run.groupby("rule", sort=False):
+        ax.scatter(g.saved, g.test_acc, s=36, alpha=0.75, color=RULE_COLORS.get(rule), label=f"{rule} (mean saved {g.saved.mean():.0%}, "
+                   f"{int((g.test_acc >= 0.99).sum())}/{len(g)} at >= 99%)")
+    ax.axhline(0.99, color="k", lw=0.6, ls=":"); ax.set_xlabel("share of the budget saved"); ax.set_ylabel("test accuracy at the stop")
+    ax.set_xlim(-0.05, 1.0); ax.set_ylim(-0.02, 1.05); ax.legend(fontsize=7, loc="lower left"); ax.grid(alpha=0.3)
+    ax.set_title("stopping rules, one dot per run", fontsize=9)
+    if n == 2:
+        ax = axes[0, 1]; cap = budget or int(np.nanmax(sampling[["uniform_step", "reweighted_step"]].values)) + 1
+        u, r = sampling.uniform_step.fillna(cap), sampling.reweighted_step.fillna(cap)
+        for task, g in sampling.assign(u=u, r=r).groupby("task"):
+            ax.scatter(g.u, g.r, s=36, alpha=0.8, label=task)
+        ax.plot([0, cap], [0, cap], "k--", lw=0.7); ax.set_xlim(0, cap * 1.03); ax.set_ylim(0, cap * 1.03)
+        ax.set_xlabel(f"uniform: steps to 99% test acc ({cap} = never)"); ax.set_ylabel("circuit-reweighted: steps to 99%")
+        ax.legend(fontsize=7); ax.grid(alpha=0.3); ax.set_title("sampling rule (below the diagonal = faster)", fontsize=9)
+    if title: fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    if path is not None: Path(path).parent.mkdir(parents=True, exist_ok=True); fig.savefig(path, dpi=110)
     return fig

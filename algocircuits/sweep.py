@@ -215,6 +215,8 @@ class PopulationResult:
     steps_done: int
     peak_memory_bytes: int | None
     run_dir: Path | None = None
+    first_step_s: float | None = None   # wall time of the first step (on CUDA with compile: mostly compilation)
+    eval_s: float = 0.0                 # wall time spent in evaluations (grokking detection)
     @property
     def steps_to_grok(self) -> list: return [r.generalization_step for r in self.reports]
     @property
@@ -332,7 +334,8 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
             row[f"{s}_loss"], row[f"{s}_acc"] = r["loss"], r["acc"]
         return row
     if start == 0: rows.append(eval_row(0, opt.lrs(0), np.full(N, np.nan)))
-    t0 = time.perf_counter()
+    t0 = time.perf_counter(); first_step_s, eval_s = None, 0.0
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     for step in range(start, m0.steps):
         lr = opt.lrs(step)
         if freeze_generalized: lr = torch.where(frozen, torch.zeros_like(lr), lr)
@@ -346,8 +349,9 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
         gnorm = opt.grad_norms().cpu().numpy() if want else None
         opt.step(lr)
         done = step + 1
+        if first_step_s is None: sync(); first_step_s = time.perf_counter() - t0
         if want:
-            row = eval_row(done, lr, gnorm); rows.append(row)
+            te = time.perf_counter(); row = eval_row(done, lr, gnorm); rows.append(row); eval_s += time.perf_counter() - te
             hacc = row[f"{held[0]}_acc"] if held else row["train_acc"]
             target = m0.early_stop_acc or m0.acc_threshold
             streak = streak + 1 if (hacc >= target).all() else 0
@@ -363,7 +367,7 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
     reports = [detect_grokking(metrics[metrics.member == i].drop(columns="member"), m0.acc_threshold) for i in range(N)]
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     if run_dir is not None: write_metrics(metrics, run_dir)
-    return PopulationResult(pop, members, metrics, reports, seconds, done - start, peak, run_dir)
+    return PopulationResult(pop, members, metrics, reports, seconds, done - start, peak, run_dir, first_step_s, eval_s)
 
 def _long_metrics(rows, N) -> pd.DataFrame:
     out = []

@@ -439,11 +439,12 @@ class TrainResult:
     metrics: pd.DataFrame         # one row per evaluation
     grokking: GrokkingReport      # memorization/generalization/double-descent steps
     steps: int                    # updates done
-    stopped_early: bool           # stopped by early_stop_acc
+    stopped_early: bool           # stopped before `steps`: by early_stop_acc or by a callback
     wall_time_s: float            # training wall time (all segments of a resumed run)
     run_dir: Path | None = None
     resumed_from: int | None = None   # checkpoint step this call resumed from
     plot_path: Path | None = None
+    stopped_by: str | None = None     # "early_stop_acc", "callback <name>", or None (ran the full budget)
     @property
     def final(self) -> dict: return {k: v for k, v in self.metrics.iloc[-1].items() if not k.endswith("_class_acc")}
 
@@ -470,6 +471,7 @@ class _Stepper:
         self.params = [p for _, p in self.named]
         self.init_list = [init_params[n] for n, _ in self.named] if init_params is not None else None
         self.use_graph, self.warmup, self.graph, self.n_eager = use_graph, warmup, None, 0
+        self.weights = None   # optional [n_train] loss weight per training example, read at every update
         if use_graph:  # static inputs of the graph, refilled before each replay
             dev = xtr.device
             self.decay_t, self.gnorm_t = torch.zeros((), device=dev), torch.zeros((), device=dev)
@@ -486,7 +488,11 @@ class _Stepper:
         xb, yb = (self.xtr, self.ytr) if idx is None else (self.xtr[idx], self.ytr[idx])
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_bf16, cache_enabled=not graphed):
             logits = target_logits(self.model, xb, self.T).float()
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1))
+            if self.weights is None: loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1))
+            else:  # weighted mean of the per-example losses (each example's loss is its mean over answer tokens)
+                w = self.weights if idx is None else self.weights[idx]
+                per = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1), reduction="none").view(yb.shape).mean(1)
+                loss = (per * w).sum() / w.sum().clamp_min(1e-12)
             aux = getattr(self.model, "aux_loss", None)
             if aux is not None: loss = loss + aux
         loss.backward()
@@ -538,8 +544,10 @@ def train(task_or_dataset,                    # task name, Task or TaskDataset
           run_dir: str | Path | None = None,  # where run.json, metrics, checkpoints, wandb go; None = write nothing
           reports_dir: str | Path | None = None,  # where to save the curves PNG; None = no plot
           resume: bool = True,                # continue from run_dir's latest checkpoint if there is one
-          callbacks: Sequence[Callable] = (), # cb(step, row, model) after each evaluation
+          callbacks: Sequence[Callable] = (), # cb(step, row, model) after each evaluation; returning True stops the run there
           run_name: str | None = None,        # defaults to run_dir's name, else "<task>_s<seed>"
+          example_weights: torch.Tensor | None = None,  # [n_train] loss weight per training example (>= 0), on the
+                                              # training device; read at every update, so a callback may change it in place
           ) -> TrainResult:
     "Train a Transformer on a task, logging metrics, checkpointing, and detecting grokking."
     cfg = TrainConfig() if train_cfg is None else train_cfg
@@ -575,7 +583,15 @@ def train(task_or_dataset,                    # task name, Task or TaskDataset
     model.check_inputs = False  # checked once above; the per-forward check costs a host sync every step on GPU
     xtr, ytr = data["train"]
     sampler = MinibatchSampler(len(xtr), cfg.batch_size, cfg.seed + 2) if cfg.batch_size and cfg.batch_size < len(xtr) else None
-    step, wall0, early_hits, rows, stopped_early = 0, 0.0, 0, [], False
+    if example_weights is not None:
+        if not torch.is_tensor(example_weights) or example_weights.shape != (len(xtr),):
+            raise ValueError(f"train: example_weights must be a tensor of shape ({len(xtr)},) (one weight per training example), "
+                             f"got {getattr(example_weights, 'shape', type(example_weights).__name__)}")
+        if example_weights.device != xtr.device:
+            raise ValueError(f"train: example_weights is on {example_weights.device} but training runs on {xtr.device}")
+        if not bool((example_weights >= 0).all()) or not float(example_weights.sum()) > 0:
+            raise ValueError("train: example_weights must be >= 0 with a positive sum")
+    step, wall0, early_hits, rows, stopped_early, stopped_by = 0, 0.0, 0, [], False, None
 
     if ckpt is not None:
         model.load_state_dict(safetensors.torch.load_file(str(ckpt / "model.safetensors"), device=str(device)))
@@ -589,7 +605,11 @@ def train(task_or_dataset,                    # task name, Task or TaskDataset
         if sampler is not None: sampler.load_state_dict(st["sampler"])
         _set_rng_state(st["rng"])
         step, wall0, early_hits = st["step"], st["wall_s"], st["early_hits"]
-        stopped_early = cfg.early_stop_acc is not None and early_hits >= cfg.early_stop_patience  # it had finished
+        stopped_by = st.get("stopped_by")
+        if stopped_by is None and cfg.early_stop_acc is not None and early_hits >= cfg.early_stop_patience: stopped_by = "early_stop_acc"
+        stopped_early = stopped_by is not None  # it had finished
+        if example_weights is not None and st.get("example_weights") is not None:
+            example_weights.copy_(st["example_weights"].to(example_weights.device))
         try: prev = read_metrics(run_dir)
         except ValueError: prev = None
         if prev is not None: rows = [r for r in prev.to_dict("records") if r["step"] <= step]
@@ -612,6 +632,7 @@ def train(task_or_dataset,                    # task name, Task or TaskDataset
     ckpt_at = set(checkpoint_steps(cfg.steps, cfg.checkpoint_every, cfg.checkpoint_schedule)) if run_dir is not None else set()
     held = "val" if "val" in data else ("test" if "test" in data else None)
     step_fn = _Stepper(model, opt, cfg, xtr, ytr, sampler, grokfast, noise_gen, init_params, use_bf16, use_graph)
+    step_fn.weights = example_weights
     t_start = time.perf_counter()
     wall = lambda: wall0 + time.perf_counter() - t_start
 
@@ -624,7 +645,8 @@ def train(task_or_dataset,                    # task name, Task or TaskDataset
         return row
 
     def checkpoint(step):
-        state = dict(step=step, wall_s=wall(), early_hits=early_hits, optimizer=opt.state_dict(), rng=_rng_state(),
+        state = dict(step=step, wall_s=wall(), early_hits=early_hits, stopped_by=stopped_by, optimizer=opt.state_dict(), rng=_rng_state(),
+                     example_weights=example_weights.detach().cpu().clone() if example_weights is not None else None,
                      grokfast=grokfast.state_dict() if grokfast is not None else None,
                      noise_gen=noise_gen.get_state() if noise_gen is not None else None,
                      sampler=sampler.state_dict() if sampler is not None else None)
@@ -647,10 +669,11 @@ def train(task_or_dataset,                    # task name, Task or TaskDataset
                 if wb: wb.log(row, step)
                 if cfg.early_stop_acc is not None and held is not None:
                     early_hits = early_hits + 1 if row[f"{held}_acc"] >= cfg.early_stop_acc else 0
-                    stopped_early = early_hits >= cfg.early_stop_patience
+                    if early_hits >= cfg.early_stop_patience: stopped_early, stopped_by = True, "early_stop_acc"
+                for cb in callbacks:  # before the checkpoint, so that it holds what the callbacks changed (example_weights)
+                    if cb(step, row, model) is True and not stopped_early:
+                        stopped_early, stopped_by = True, f"callback {getattr(cb, '__name__', type(cb).__name__)}"
             if step in ckpt_at or (run_dir is not None and (step == cfg.steps or stopped_early)): checkpoint(step)
-            if due:
-                for cb in callbacks: cb(step, row, model)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
         if run_dir is not None and rows: write_metrics(pd.DataFrame(rows), run_dir)
@@ -663,9 +686,9 @@ def train(task_or_dataset,                    # task name, Task or TaskDataset
         plot_path = Path(reports_dir) / f"{run_name}_curves.png"
         plot_training_curves(metrics, report, plot_path, title=f"{run_name}: {task_name}")
     model.check_inputs = True
-    result = TrainResult(model, metrics, report, step, stopped_early, wall(), run_dir, int(ckpt.name[5:]) if ckpt else None, plot_path)
+    result = TrainResult(model, metrics, report, step, stopped_early, wall(), run_dir, int(ckpt.name[5:]) if ckpt else None, plot_path, stopped_by)
     if run_dir is not None:
-        info["summary"] = dict(steps=step, stopped_early=stopped_early, wall_time_s=result.wall_time_s, final=result.final,
+        info["summary"] = dict(steps=step, stopped_early=stopped_early, stopped_by=stopped_by, wall_time_s=result.wall_time_s, final=result.final,
                                grokking=dict(asdict(report), grokked=report.grokked))
         (run_dir / "run.json").write_text(json.dumps(info, indent=1, default=float))
     return result

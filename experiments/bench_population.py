@@ -99,6 +99,9 @@ def main():
     ap.add_argument("--grok-attention", default="elementwise", help="attention of the grokking runs when the throughput section is not run")
     ap.add_argument("--grok-compile", action="store_true", help="compile the grokking runs when the throughput section is not run")
     ap.add_argument("--time-budget", type=float, default=330.0, help="seconds after which the grokking runs still to come are skipped")
+    ap.add_argument("--grok-schedules", default="lr3e-3_warmup100,reference_lr1e-3", help="which grokking schedules to run, in order")
+    ap.add_argument("--grok-repeats", type=int, default=1, help="run each grokking schedule this many times in one process (the 2nd run finds "
+                    "torch.compile's caches warm)")
     a = ap.parse_args()
     t_bench = time.perf_counter()
     device = torch.device("cuda" if torch.cuda.is_available() and not a.smoke else "cpu")
@@ -152,7 +155,9 @@ def main():
     n = 8 if a.smoke else a.grok_models
     grok_att, grok_compile = best["attention"], bool(best["compile"])
     out["grok_population"] = []
-    for name, kw in [("lr3e-3_warmup100", dict(lr=3e-3, warmup_steps=100)), ("reference_lr1e-3", dict(lr=1e-3))] if "grok" in sections else []:
+    schedules = {"lr3e-3_warmup100": dict(lr=3e-3, warmup_steps=100), "reference_lr1e-3": dict(lr=1e-3)}
+    runs = [(nm, schedules[nm], r) for nm in a.grok_schedules.split(",") for r in range(a.grok_repeats)]
+    for name, kw, rep in runs if "grok" in sections else []:
         if time.perf_counter() - t_bench > a.time_budget:
             print("skipped", name, "(time budget)", flush=True); out["grok_population"].append(dict(schedule=name, skipped="time budget")); continue
         members = [TrainConfig(steps=gsteps, eval_every=50, seed=i, split_seed=0, precision="bf16", train_frac=0.5, val_frac=0.5,
@@ -161,7 +166,10 @@ def main():
         res = train_population(ds, mc, members, stop_when_all_generalized=True, freeze_generalized=True, compile=grok_compile and cuda, attention=grok_att)
         wall = time.perf_counter() - t
         stg = sorted(s for s in res.steps_to_grok if s is not None)
-        g = dict(schedule=name, models=n, attention=grok_att, compile=grok_compile and cuda, grokked=len(stg), wall_s=round(wall, 1), train_loop_s=round(res.seconds, 1),
+        steady = (res.seconds - (res.first_step_s or 0) - res.eval_s)
+        g = dict(schedule=name, repeat=rep, models=n, attention=grok_att, compile=grok_compile and cuda, grokked=len(stg), wall_s=round(wall, 1), train_loop_s=round(res.seconds, 1),
+                 first_step_s=round(res.first_step_s or 0, 2), eval_s=round(res.eval_s, 2), other_steps_s=round(steady, 2),
+                 model_steps_per_s_steady=round(n * max(res.steps_done - 1, 0) / max(steady, 1e-9), 1),
                  steps_run=res.steps_done, median_steps_to_grok=float(stg[len(stg) // 2]) if stg else None, max_steps_to_grok=max(stg) if stg else None,
                  model_steps_per_s_with_eval=round(res.model_steps_per_s, 1), final_val_acc_min=float(res.summary().final_val_acc.min()),
                  final_val_acc_median=float(res.summary().final_val_acc.median()),

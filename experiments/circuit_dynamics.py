@@ -50,13 +50,14 @@ def main():
     ap.add_argument("--run-root", default="/tmp/algocircuits_dynamics", help="where the training run (checkpoints) goes")
     ap.add_argument("--out-dir", default="reports/dynamics")
     ap.add_argument("--fig-dir", default="reports/figures")
+    ap.add_argument("--device", default="cpu", help="training device (the checkpoint analysis runs on the CPU)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for these tiny models on a shared CPU)")
     ap.add_argument("--replot", action="store_true", help="only redraw the figure from the task's written JSON")
     ap.add_argument("--ceiling", action="store_true",
                     help="only add to the task's JSON the fit-noise ceiling: circuit similarity between two fresh transcoder fits (seeds) of the same checkpoint")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    name = a.task + ("_warm" if a.transcoders == "warm" else "")
+    name = a.task + (f"_s{a.seed}" if a.seed else "") + ("_warm" if a.transcoders == "warm" else "")
     if a.replot: return replot(Path(a.out_dir) / f"{name}.json", Path(a.fig_dir) / f"dynamics_{name}.png")
     if a.ceiling: return ceiling(Path(a.out_dir) / f"{name}.json", a)
     t_all = time.time()
@@ -64,7 +65,7 @@ def main():
     model_cfg = dict(n_layers=a.n_layers, d_model=a.d_model, n_heads=a.n_heads, d_mlp=a.d_mlp)
     train_cfg = TrainConfig(steps=a.steps, lr=a.lr, weight_decay=a.weight_decay, warmup_steps=a.warmup, batch_size=a.batch_size,
                             train_frac=a.train_frac, val_frac=1 - a.train_frac, eval_every=25, seed=a.seed, split_seed=a.seed,
-                            checkpoint_schedule=f"log:{a.n_ckpt}", device="cpu", wandb=False)
+                            checkpoint_schedule=f"log:{a.n_ckpt}", device=a.device, wandb=False)
     run_dir = Path(a.run_root) / f"{a.task}_s{a.seed}"
     t0 = time.time()
     res = train(a.task, model_cfg, train_cfg, run_dir=run_dir)
@@ -118,7 +119,7 @@ def main():
                config=dict(model=model_cfg, train=train_cfg.to_dict(), transcoders=asdict(tc_cfg), finetune_steps=a.finetune_steps,
                            transcoders_over_time=a.transcoders, n_probes=a.n_probes, node_threshold=a.node_threshold, edge_threshold=a.edge_threshold, acc_threshold=a.acc_threshold,
                            primary=PRIMARY),
-               device="cpu", machine=platform.processor() or platform.machine(), threads=a.threads, torch=torch.__version__,
+               device="cpu", training_device=a.device, machine=platform.processor() or platform.machine(), threads=a.threads, torch=torch.__version__,
                code=code_version(), packages=package_versions(("torch", "numpy", "pandas", "scipy", "circuit-tracer", "transformer-lens", "algocircuits")),
                training=dict(steps=res.steps, wall_s=round(res.wall_time_s, 1), this_call_s=round(train_s, 1), memorization_step=g.memorization_step, generalization_step=g.generalization_step,
                              final_val_acc=float(res.final["val_acc"]), final_train_acc=float(res.final["train_acc"])),

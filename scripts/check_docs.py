@@ -23,6 +23,7 @@ PAGES = {
     "sweep":       ("algocircuits.sweep", "Population training", ["train_population"], False),
     "attribution": ("algocircuits.attribution", "Attribution graphs and circuits", [], True),
     "reports/index": (None, "Executed notebook reports", ["arc_eval_report.ipynb", "broken_task.ipynb"], False),
+    "reports/blog__circuits_over_time": (None, "When does a grokking circuit form", ["The circuit forms as validation accuracy rises", "What this does not show"], True),
 }
 MIN_API_FRACTION = 0.9   # share of a module's public __all__ names that must appear on its page
 
