@@ -419,12 +419,13 @@ def plot_timeline(tl: pd.DataFrame,                 # a circuit_timeline
         ax.set_xscale("log"); ax.grid(alpha=0.3); ax.legend(fontsize=7, loc="upper left")
     axes[-1].set_xlabel("training step")
     said = f"the circuit stabilizes {cmp['verdict']} generalization" if cmp.get("verdict") else "stabilization vs generalization undetermined"
-    fig.suptitle(title or f"{tl.attrs.get('task', '')}: {said} ({cmp['measure']} >= {cmp['threshold']}, k={cmp['k']})")
+    import textwrap   # a long title would run off the figure's edges
+    fig.suptitle(textwrap.fill(title or f"{tl.attrs.get('task', '')}: {said} ({cmp['measure']} >= {cmp['threshold']}, k={cmp['k']})", 80), fontsize=10)
     if path is not None:
         path = Path(path); path.parent.mkdir(parents=True, exist_ok=True); fig.savefig(path, dpi=100)
     return fig
 
-# %% ../nbs/14_dynamics.ipynb #d2838c5a
+# %% ../nbs/14_dynamics.ipynb #43644479
 def unit_hooks(model: Transformer) -> list:
     "(hook name, node prefix, kind) for the units whose attributions `node_attributions` computes: heads and MLP neurons."
     if model.cfg.moe_experts: raise ValueError("node_attributions: Mixture-of-Experts MLPs are not supported (use a dense-MLP model)")
@@ -477,7 +478,7 @@ def node_attributions(model: Transformer,          # any dense-MLP Transformer
     if reduce == "none": return pd.DataFrame(per, columns=names)
     return pd.Series(per.mean(0) if reduce == "mean" else np.abs(per).mean(0), index=names, name="attribution")
 
-# %% ../nbs/14_dynamics.ipynb #27d1b640
+# %% ../nbs/14_dynamics.ipynb #e09ac6f6
 def circuit_units(attr: pd.Series,        # node_attributions
                   coverage: float = 0.9,  # share of the total |attribution| the circuit must hold
                   ) -> list:
@@ -519,7 +520,7 @@ def circuit_signal(model: Transformer,     # the model now
     return dict(attr=attr, units=units, size=len(units), size_frac=len(units) / len(attr), model_acc=model_acc,
                 circuit_acc=circ_acc, faithfulness=circ_acc / model_acc if model_acc > 0 else 0.0)
 
-# %% ../nbs/14_dynamics.ipynb #02c6e4e4
+# %% ../nbs/14_dynamics.ipynb #338e89b0
 def circuit_fired_at(signals: pd.DataFrame,      # CircuitStopRule.table(): step, similarity, faithfulness, model_acc per evaluation
                      similarity: float = 0.9,    # stable: weighted Jaccard to the previous circuit >= this
                      k: int = 3,                 # for this many evaluations in a row
@@ -577,7 +578,7 @@ class CircuitStopRule:
 
     def table(self) -> pd.DataFrame: return pd.DataFrame(self.history)
 
-# %% ../nbs/14_dynamics.ipynb #57d3b09b
+# %% ../nbs/14_dynamics.ipynb #9c0cbc9d
 class CircuitReweighter:
     "train callback: reweight training examples by their loss under the current circuit alone (under-formed = heavier)."
     def __init__(self, x_train: torch.Tensor,   # all training prompts [n, T], in the trainer's order (ds.tensors("train"))
@@ -610,7 +611,7 @@ class CircuitReweighter:
         self.history.append(dict(step=step, size=len(units), circuit_loss=float(loss.mean()), w_max=float(w.max()), w_min=float(w.min())))
         return False
 
-# %% ../nbs/14_dynamics.ipynb #1748f9e2
+# %% ../nbs/14_dynamics.ipynb #8e754be8
 def _val_target(m, acc, patience):
     hits = 0
     for s, a in zip(m.step, m.val_acc):
@@ -646,7 +647,7 @@ def stopping_points(metrics: pd.DataFrame,          # the fixed-budget run's met
                          test_acc=float(at.test_acc[s_eff]), val_acc=float(at.val_acc[s_eff])))
     return pd.DataFrame(rows)
 
-# %% ../nbs/14_dynamics.ipynb #8ef67aeb
+# %% ../nbs/14_dynamics.ipynb #7ff66a75
 RULE_COLORS = dict(fixed="tab:gray", val_target="tab:blue", val_loss_patience="tab:red", circuit="tab:green")
 
 def plot_stopping(per_run: pd.DataFrame,                 # stopping_points rows of many runs (columns rule, saved, test_acc)
