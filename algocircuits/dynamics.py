@@ -428,7 +428,7 @@ def plot_timeline(tl: pd.DataFrame,                 # a circuit_timeline
 # %% ../nbs/14_dynamics.ipynb #43644479
 def unit_hooks(model: Transformer) -> list:
     "(hook name, node prefix, kind) for the units whose attributions `node_attributions` computes: heads and MLP neurons."
-    if model.cfg.moe_experts: raise ValueError("node_attributions: Mixture-of-Experts MLPs are not supported (use a dense-MLP model)")
+    if getattr(model.cfg, "moe_experts", 0) or getattr(model.cfg, "num_experts", None): raise ValueError("node_attributions: Mixture-of-Experts MLPs are not supported (use a dense-MLP model)")
     out = []
     for l in range(model.cfg.n_layers):
         out.append((f"blocks.{l}.attn.hook_z", f"L{l}.H", "head"))
@@ -443,11 +443,11 @@ def _check_probes(model, x, ans, alt, fn):
     if x.ndim != 2: raise ValueError(f"{fn}: x must be token ids [N, T], got shape {tuple(x.shape)}")
     if ans.shape != (len(x),): raise ValueError(f"{fn}: ans must hold one answer token per prompt, shape ({len(x)},), got {tuple(ans.shape)}")
     if alt is not None and alt.shape != ans.shape: raise ValueError(f"{fn}: alt must have ans's shape {tuple(ans.shape)}, got {tuple(alt.shape)}")
-    V = model.cfg.vocab_size
+    V = getattr(model.cfg, "vocab_size", None) or model.cfg.d_vocab   # ours or a TransformerLens HookedTransformer
     for name, t in (("ans", ans), ("alt", alt)):
         if t is not None and (int(t.min()) < 0 or int(t.max()) >= V): raise ValueError(f"{fn}: {name} token ids must lie in [0, {V})")
 
-def node_attributions(model: Transformer,          # any dense-MLP Transformer
+def node_attributions(model: Transformer,          # a dense-MLP Transformer, or a TransformerLens HookedTransformer (same hook names)
                       x: torch.Tensor,             # prompts [N, T]; the answer is predicted at the last position
                       ans: torch.Tensor,           # the right answer token per prompt [N]
                       alt: torch.Tensor | None = None,  # a wrong answer per prompt [N]: metric = logit diff; None: log p(ans)
