@@ -55,6 +55,11 @@ def main(argv=None):
     p.add_argument("--time-budget", type=float, default=420.0)
     p.add_argument("--candidates", default=None, help="run these instead of the built-in list: comma-separated "
                    "base:target:target_set:rank:lr (rank 0 = the largest within 1%%), e.g. s5_compose:s5_compose_rev:pos:4:0.01")
+    p.add_argument("--model", default=None, help="override the reference architecture: comma-separated key=value, e.g. n_layers=1 "
+                   "(in a one-layer model a rank-1 change of W_pos that swaps positions 1 and 2 computes b∘a from a base trained on a∘b exactly)")
+    p.add_argument("--base-steps", type=int, default=None, help="base-model training steps (default 2000)")
+    p.add_argument("--scratch-steps", type=int, default=None, help="from-scratch training steps at most (default 3000)")
+    p.add_argument("--batch-size", type=int, default=None, help="minibatch size of base, scratch and LoRA training (default full batch)")
     a = p.parse_args(argv)
     import torch, peft
     from algocircuits.train import TrainConfig, train, evaluate, resolve_device, code_version, package_versions, device_name
@@ -63,10 +68,16 @@ def main(argv=None):
     if dev.type == "cpu": torch.set_num_threads(1)
     S = a.smoke
     model_cfg = {**REFERENCE_MODEL, **(dict(n_layers=2, d_model=32, d_mlp=64) if S else {})}
+    for kv in (a.model.split(",") if a.model else []):
+        k, v = kv.split("=")
+        if k not in REFERENCE_MODEL: raise SystemExit(f"--model: unknown field {k!r} (fields: {sorted(REFERENCE_MODEL)})")
+        model_cfg[k] = int(v) if v.isdigit() else v
     base_steps, scratch_steps, steps = (300, 300, 200) if S else (2000, 3000, a.steps)
+    base_steps, scratch_steps = a.base_steps or base_steps, a.scratch_steps or scratch_steps
     t0 = time.perf_counter()
     def log(m): print(f"[{time.perf_counter() - t0:6.1f}s] {m}", flush=True)
-    def tcfg(**kw): return TrainConfig(**{**REFERENCE_TRAIN, "device": str(dev), "wandb": False, "eval_every": 25 if S else 50, **kw})
+    def tcfg(**kw): return TrainConfig(**{**REFERENCE_TRAIN, "device": str(dev), "wandb": False, "eval_every": 25 if S else 50,
+                                          **({"batch_size": a.batch_size} if a.batch_size else {}), **kw})
     data = {}
     def dataset(name):
         if name not in data: data[name] = get_any_task(name).dataset(train_frac=0.5, val_frac=0.5, seed=0)
