@@ -459,18 +459,20 @@ def node_attributions(model: Transformer,          # a dense-MLP Transformer, or
     dev = next(model.parameters()).device
     x, ans = x.to(dev), ans.to(dev); alt = alt.to(dev) if alt is not None else None
     acts, was_training = {}, model.training
-    def keep(t, hook): t.retain_grad(); acts[hook.name] = t; return t
+    def keep(t, hook):  # a frozen model's first activation becomes a leaf, so the gradient still reaches every unit
+        if not t.requires_grad: t = t.detach().requires_grad_(True)
+        acts[hook.name] = t; return t
     hooks = unit_hooks(model)
     model.eval()
     try:
         with torch.enable_grad(), model.hooks(fwd_hooks=[(h, keep) for h, _, _ in hooks]):
             logits = model(x)[:, -1, :].float()
-            _answer_metric(logits, ans, alt).mean().backward()
-    finally:
-        model.zero_grad(set_to_none=True); model.train(was_training)
+            # gradients for the activations only: no weight gradients computed, none left on the parameters
+            grads = dict(zip(acts, torch.autograd.grad(_answer_metric(logits, ans, alt).mean(), list(acts.values()))))
+    finally: model.train(was_training)
     vals, names = [], []
     for h, prefix, kind in hooks:
-        a, g = acts[h].detach().float(), acts[h].grad.float()
+        a, g = acts[h].detach().float(), grads[h].float()
         eff = ((a - a.mean(0, keepdim=True)) * g)                     # [N, T, H, dh] or [N, T, F]
         eff = eff.sum(dim=(1, 3)) if kind == "head" else eff.sum(1)   # [N, units]; the grads carry the 1/N of the mean
         vals.append(eff.cpu() * len(x)); names += [f"{prefix}{i}" for i in range(eff.shape[1])]
