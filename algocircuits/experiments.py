@@ -666,13 +666,18 @@ def run_notebook(run: BatchRun | dict,               # the run
     row = dict(name=run.name, notebook=run.notebook, status="ok", error=None, failed_cell=None, seconds=None, output=str(out_nb),
                out_dir=str(run_out), **{k: v for k, v in params.items() if k in ("task", "seed")})
     t0 = time.perf_counter()
-    try:
-        pm.execute_notebook(run.notebook, str(out_nb), parameters=params, kernel_name=notebook_kernel(kernel), progress_bar=False,
-                            log_output=False, execution_timeout=timeout, cwd=str(Path(run.notebook).parent))
-    except PapermillExecutionError as e:
-        row.update(status="failed", error=f"{e.ename}: {e.evalue}", failed_cell=e.exec_count)
-    except Exception as e:
-        row.update(status="failed", error=f"{type(e).__name__}: {e}")
+    for attempt in range(3):  # a kernel that dies while starting (two kernels racing for one ZMQ port) is started again
+        try:
+            pm.execute_notebook(run.notebook, str(out_nb), parameters=params, kernel_name=notebook_kernel(kernel), progress_bar=False,
+                                log_output=False, execution_timeout=timeout, cwd=str(Path(run.notebook).parent))
+            row.update(status="ok", error=None)
+        except PapermillExecutionError as e:
+            row.update(status="failed", error=f"{e.ename}: {e.evalue}", failed_cell=e.exec_count)
+        except Exception as e:
+            row.update(status="failed", error=f"{type(e).__name__}: {e}")
+            if "Kernel died before replying to kernel_info" in str(e) or "Address already in use" in str(e):
+                row["kernel_restarts"] = attempt + 1; continue
+        break
     row["seconds"] = time.perf_counter() - t0
     return row
 
