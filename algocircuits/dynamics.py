@@ -561,7 +561,6 @@ class CircuitStopRule:
         self.similarity, self.k, self.faithfulness, self.fit, self.coverage, self.every, self.observe = similarity, k, faithfulness, fit, coverage, every, observe
         self.compact = compact
         self.history, self.fired_at, self._prev, self._n, self.seconds = [], None, None, 0, 0.0
-    __name__ = "CircuitStopRule"
 
     def __call__(self, step, row, model) -> bool:
         self._n += 1
@@ -596,7 +595,6 @@ class CircuitReweighter:
         self.x, self.y, self.probe_idx, self.strength, self.coverage, self.every = x_train, y_train, probe_idx, strength, coverage, every
         self.weights = torch.ones(len(x_train), device=device)
         self.history, self._n, self.seconds = [], 0, 0.0
-    __name__ = "CircuitReweighter"
 
     def __call__(self, step, row, model) -> bool:
         self._n += 1
