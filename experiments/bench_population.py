@@ -17,7 +17,7 @@ from algocircuits.model import Transformer, TransformerConfig
 from algocircuits.train import TrainConfig, code_version, package_versions
 from algocircuits.sweep import Population, PopulationAdamW, population_loss_fn, train_population, shared_prefixes
 
-H100_BF16_DENSE = 989e12  # FLOP/s, H100 SXM dense bf16 peak (the usual MFU denominator)
+H100_BF16_DENSE = 989e12  # FLOP/s, H100 SXM dense bf16 peak (the usual MFU denominator; the H200 has the same)
 
 
 def step_flops(cfg, B, T, n_out, s=0, U=0):
@@ -123,7 +123,7 @@ def main():
     ap.add_argument("--sections", default="throughput,grok", help="throughput (all configurations, profile) and/or grok")
     ap.add_argument("--grok-attention", default="auto", help="attention of the grokking runs when the throughput section is not run")
     ap.add_argument("--grok-compile", action="store_true", help="compile the grokking runs when the throughput section is not run")
-    ap.add_argument("--time-budget", type=float, default=330.0, help="seconds after which the grokking runs still to come are skipped")
+    ap.add_argument("--time-budget", type=float, default=330.0, help="seconds after which the configurations and grokking runs still to come are skipped")
     ap.add_argument("--grok-schedules", default="lr3e-3_warmup100,reference_lr1e-3", help="which grokking schedules to run, in order")
     ap.add_argument("--plan", default="full", help="full: every configuration; best: only the default configuration at the largest N")
     ap.add_argument("--compile-mode", default="default", help="torch.compile mode of the compiled configurations (e.g. max-autotune-no-cudagraphs)")
