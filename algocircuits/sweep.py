@@ -106,6 +106,10 @@ def _layer_norm(x, w, b):  # x [N, R, d]; w, b [N, d] or None (norm="none")
     if w is None: return x
     return F.layer_norm(x.float(), x.shape[-1:], eps=1e-5) * w[:, None] + b[:, None]
 
+def _affine(x, W, b):  # x [N, R, i] @ W [N, i, o] + b [N, o]: the bias in the product's dtype, as F.linear under autocast,
+    y = x @ W                #   so bf16 activations stay bf16 (half the memory traffic of a float32 sum)
+    return y + b.to(y.dtype)[:, None]
+
 ATTENTION_IMPLS = ("auto", "fused", "sdpa", "math", "elementwise")
 
 class Population(torch.nn.Module):
@@ -113,9 +117,14 @@ class Population(torch.nn.Module):
     def __init__(self, cfg: TransformerConfig,  # the shared architecture
                  seeds: list[int],              # one init seed per member (as `train` seeds a single model)
                  init_scales: list[float] | None = None,  # per-member init scale (default cfg.init_scale)
-                 attention: str = "auto"):  # "fused" (the Triton kernel below; CUDA), "sdpa" (flash on GPU in bf16), "math",
-                                            #   "elementwise", or "auto": fused on CUDA up to 16 positions, else elementwise up to 8, else sdpa
+                 attention: str = "auto",  # "fused" (the Triton kernel below; CUDA), "sdpa" (flash on GPU in bf16), "math",
+                                           #   "elementwise", or "auto": fused on CUDA up to 16 positions, else elementwise up to 8, else sdpa
+                 residual_dtype: torch.dtype | None = None):  # None: the residual stream in the parameters' dtype (float32), as
+                                           #   `Transformer` under autocast; torch.bfloat16 halves its memory traffic but rounds every sum
         super().__init__()
+        if residual_dtype is not None and not (isinstance(residual_dtype, torch.dtype) and residual_dtype.is_floating_point):
+            raise ValueError(f"Population: residual_dtype must be a floating-point torch.dtype or None, got {residual_dtype!r}")
+        self.residual_dtype = residual_dtype
         if attention not in ATTENTION_IMPLS: raise ValueError(f"Population: attention must be one of {ATTENTION_IMPLS}, got {attention!r}")
         self.attention = attention
         check_population_config(cfg, [TrainConfig()])
@@ -133,10 +142,17 @@ class Population(torch.nn.Module):
         "The attention implementation a batch like x runs with."
         if self.attention == "fused" and not (x.is_cuda and fused_attention_available()):
             raise ValueError("Population: attention='fused' needs a CUDA device and Triton; use 'elementwise' or 'auto'")
+        if self.attention == "fused" and not _fused_shape_ok(self.cfg):
+            raise ValueError(f"Population: attention='fused' needs n_heads and head_dim to be powers of two, got {self.cfg.n_heads} and {self.cfg.head_dim}; use 'elementwise' or 'auto'")
         if self.attention != "auto": return self.attention
         T = x.shape[-1]
-        if x.is_cuda and fused_attention_available() and T <= 16: return "fused"
+        if x.is_cuda and fused_attention_available() and _fused_shape_ok(self.cfg) and T <= 16: return "fused"
         return "elementwise" if T <= 8 else "sdpa"
+
+    def _block_rest(self, resid, z, P, pre):  # attention output into the residual stream, then the MLP
+        resid = resid + _affine(z, P[pre + "attn.W_O"].reshape(self.n, z.shape[-1], -1), P[pre + "attn.b_O"])
+        h = _layer_norm(resid, P.get(pre + "ln2.w"), P.get(pre + "ln2.b"))
+        return resid + _affine(_ACTS[self.cfg.act](_affine(h, P[pre + "mlp.W_in"], P[pre + "mlp.b_in"])), P[pre + "mlp.W_out"], P[pre + "mlp.b_out"])
 
     def p(self, name): return self.params[self.names.index(name)]
     def member_state(self, i: int) -> dict: return {k: v[i].detach().cpu().clone() for k, v in zip(self.names, self.params)}
@@ -160,45 +176,44 @@ class Population(torch.nn.Module):
         P = dict(zip(self.names, self.params))
         ln = lambda name: (P.get(f"{name}.w"), P.get(f"{name}.b"))
         W_E, W_pos = P["embed.W_E"], P["pos_embed.W_pos"]
-        # the residual stream: U shared rows, then the examples' rows position by position ([N, U + Te*B, d])
+        # the residual stream of the examples: their own rows, position by position ([N, Te*B, d])
         xe = x[:, :, s:].transpose(1, 2) + torch.arange(N, device=x.device)[:, None, None] * V
         resid = (F.embedding(xe, W_E.reshape(N * V, -1)) + W_pos[:, s:T, None]).reshape(N, Te * B, -1)
-        if s:
-            resid = torch.cat([W_E[:, prefixes.token] + W_pos[:, prefixes.position], resid], 1)
+        if self.residual_dtype is not None: resid = resid.to(self.residual_dtype)
+        if s:  # and of the shared prefixes, kept apart ([N, U, d]): no concatenation copies the examples' rows
+            resid_sh = (W_E[:, prefixes.token] + W_pos[:, prefixes.position]).to(resid.dtype)
             ids = prefixes.row_ids(x).transpose(1, 2).reshape(x.shape[0], s * B)        # [1 or N, s*B]
             # one batch for all: shared keys reach the examples through a one-hot matmul (its backward is a matmul too, not
             # a scatter whose atomics pile up on the few shared rows); one batch per member: a gather
-            U8 = min(-(-U // 8) * 8, U + Te * B)  # a multiple of 8 keeps the matmul on aligned (fast) GEMM kernels
+            U8 = -(-U // 8) * 8  # a multiple of 8 keeps the matmul on aligned (fast) GEMM kernels
             onehot = (ids[..., None] == torch.arange(U8, device=x.device)).to(W_E.dtype) if x.shape[0] == 1 else None
         for l in range(L):
             pre, last = f"blocks.{l}.", l == L - 1
             Tq = n_out if last else Te                      # query positions among the examples' rows
-            h = _layer_norm(resid, *ln(pre + "ln1"))
             W = lambda k: P[pre + f"attn.W_{k}"].permute(0, 2, 1, 3).reshape(N, -1, H * D)
-            b = lambda k: P[pre + f"attn.b_{k}"].reshape(N, 1, H * D)
+            b = lambda k: P[pre + f"attn.b_{k}"].reshape(N, H * D)
+            names = "KV" if last else "QKV"                 # the last layer needs queries only at the output positions
+            Wx, bx = torch.cat([W(k) for k in names], -1), torch.cat([b(k) for k in names], -1)
+            h = _layer_norm(resid, *ln(pre + "ln1"))
             if last:  # keys and values everywhere, queries only where outputs are needed
-                kv = h @ torch.cat([W("K"), W("V")], -1) + torch.cat([b("K"), b("V")], -1)
-                q = h[:, h.shape[1] - Tq * B:] @ W("Q") + b("Q")
+                kv, q = _affine(h, Wx, bx), _affine(h[:, h.shape[1] - Tq * B:], W("Q"), b("Q"))
+            else: q, kv = _affine(h, Wx, bx).split([H * D, 2 * H * D], -1)
+            if s:
+                h_sh = _layer_norm(resid_sh, *ln(pre + "ln1"))
+                if last: kv_sh = _affine(h_sh, Wx, bx)
+                else: q_sh, kv_sh = _affine(h_sh, Wx, bx).split([H * D, 2 * H * D], -1)
+                g = onehot @ F.pad(kv_sh, (0, 0, 0, U8 - U)) if onehot is not None else torch.gather(kv_sh, 1, ids[..., None].expand(N, s * B, 2 * H * D))
+            else: g = kv[:, :0]
+            if impl == "fused": z = torch.ops.algocircuits.rows_attention(q, g, kv, B, H)[0]
             else:
-                qkv = h @ torch.cat([W("Q"), W("K"), W("V")], -1) + torch.cat([b("Q"), b("K"), b("V")], -1)
-                q, kv = qkv[..., :H * D], qkv[..., H * D:]
-            kv_ex, kv_sh = kv[:, U:], kv[:, :U]             # the examples' rows [N, Te*B, 2*H*D]; the shared rows
-            if s: g = onehot @ kv[:, :U8] if onehot is not None else torch.gather(kv_sh, 1, ids[..., None].expand(N, s * B, 2 * H * D))
-            else: g = kv_ex[:, :0]
-            q_ex = q[:, q.shape[1] - Tq * B:]                 # the examples' queries [N, Tq*B, H*D]
-            if impl == "fused": z = torch.ops.algocircuits.rows_attention(q_ex, g, kv_ex, B, H)[0]
-            else:
-                kvs = [g[:, i * B:(i + 1) * B] for i in range(s)] + [kv_ex[:, i * B:(i + 1) * B] for i in range(Te)]
+                kvs = [g[:, i * B:(i + 1) * B] for i in range(s)] + [kv[:, i * B:(i + 1) * B] for i in range(Te)]
                 ks = [t[..., :H * D].view(N, B, H, D) for t in kvs]; vs = [t[..., H * D:].view(N, B, H, D) for t in kvs]
-                qs = [q_ex[:, i * B:(i + 1) * B].view(N, B, H, D) for i in range(Tq)]
+                qs = [q[:, i * B:(i + 1) * B].view(N, B, H, D) for i in range(Tq)]
                 z = _attention_rows(qs, ks, vs, impl).reshape(N, Tq * B, H * D)
-            if s and not last:  # the shared rows attend among their own prefixes
-                z = torch.cat([_attention_shared(q[:, :U], kv_sh, prefixes, H, D).to(z.dtype), z], 1)
+            if s and not last:  # the shared rows attend among their own prefixes and go on through the block
+                resid_sh = self._block_rest(resid_sh, _attention_shared(q_sh, kv_sh, prefixes, H, D), P, pre)
             if last: resid = resid[:, resid.shape[1] - Tq * B:]
-            resid = resid + z @ P[pre + "attn.W_O"].reshape(N, H * D, -1) + P[pre + "attn.b_O"][:, None]
-            h = _layer_norm(resid, *ln(pre + "ln2"))
-            post = _ACTS[c.act](h @ P[pre + "mlp.W_in"] + P[pre + "mlp.b_in"][:, None])
-            resid = resid + post @ P[pre + "mlp.W_out"] + P[pre + "mlp.b_out"][:, None]
+            resid = self._block_rest(resid, z, P, pre)
         if L == 0: resid = resid[:, resid.shape[1] - n_out * B:]
         W_U = P["unembed.W_U"]
         if V % 8: W_U = F.pad(W_U, (0, -V % 8))             # aligned GEMMs again; the padding columns are cut off below
@@ -250,39 +265,49 @@ except ImportError:  # the fused kernel needs Triton (it ships with PyTorch's CU
 
 if triton is not None:
     @triton.jit
-    def _rows_attention_fwd(Q, KS, KO, Z, LSE, sq_n, sq_r, ss_n, ss_r, so_n, so_r, B, H, HD, scale,
-                            S: tl.constexpr, TE: tl.constexpr, TQ: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr):
-        n, h, pb = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-        b = pb * BLOCK + tl.arange(0, BLOCK); bm = b < B; m2 = bm[:, None]
-        col = h * D + tl.arange(0, D)[None, :]
+    def _program_rows(B, HD: tl.constexpr, BLOCK: tl.constexpr):  # this program's member, examples (and their mask), columns
+        n, pb = tl.program_id(0), tl.program_id(1)
+        b = pb * BLOCK + tl.arange(0, BLOCK); bm = b < B
+        return n, b, bm, bm[:, None], tl.arange(0, HD)[None, :]
+
+    @triton.jit
+    def _load_heads(ptr, m2, BLOCK: tl.constexpr, H: tl.constexpr, D: tl.constexpr):  # [BLOCK, H*D] rows -> [BLOCK, H, D] float32
+        return tl.reshape(tl.load(ptr, mask=m2, other=0.).to(tl.float32), (BLOCK, H, D))
+
+    @triton.jit
+    def _rows_attention_fwd(Q, KS, KO, Z, LSE, sq_n, sq_r, ss_n, ss_r, so_n, so_r, B, scale,
+                            S: tl.constexpr, TE: tl.constexpr, TQ: tl.constexpr, H: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr):
+        HD: tl.constexpr = H * D
+        n, b, bm, m2, col = _program_rows(B, HD, BLOCK)
+        hb = (tl.arange(0, H)[None, :] * B + b[:, None])            # [BLOCK, H] offsets into one query position's LSE
         for i in tl.static_range(TQ):
             qrow = (i * B + b)[:, None]
-            q = tl.load(Q + n * sq_n + qrow * sq_r + col, mask=m2, other=0.).to(tl.float32)
-            mx = tl.full([BLOCK], float("-inf"), tl.float32); l = tl.zeros([BLOCK], tl.float32); acc = tl.zeros([BLOCK, D], tl.float32)
+            q = _load_heads(Q + n * sq_n + qrow * sq_r + col, m2, BLOCK, H, D)
+            mx = tl.full([BLOCK, H], float("-inf"), tl.float32); l = tl.zeros([BLOCK, H], tl.float32); acc = tl.zeros([BLOCK, H, D], tl.float32)
             for j in tl.static_range(S + TE - TQ + i + 1):
                 if j < S: kp = KS + n * ss_n + (j * B + b)[:, None] * ss_r + col
                 else: kp = KO + n * so_n + ((j - S) * B + b)[:, None] * so_r + col
-                k = tl.load(kp, mask=m2, other=0.).to(tl.float32); v = tl.load(kp + HD, mask=m2, other=0.).to(tl.float32)
-                sc = tl.sum(q * k, 1) * scale
+                k = _load_heads(kp, m2, BLOCK, H, D); v = _load_heads(kp + HD, m2, BLOCK, H, D)
+                sc = tl.sum(q * k, 2) * scale
                 mn = tl.maximum(mx, sc); alpha = tl.exp(mx - mn); p = tl.exp(sc - mn)
-                l = l * alpha + p; acc = acc * alpha[:, None] + p[:, None] * v; mx = mn
-            tl.store(Z + n * (TQ * B * HD) + qrow * HD + col, (acc / l[:, None]).to(Z.dtype.element_ty), mask=m2)
-            tl.store(LSE + ((n * TQ + i) * H + h) * B + b, mx + tl.log(l), mask=bm)
+                l = l * alpha + p; acc = acc * alpha[:, :, None] + p[:, :, None] * v; mx = mn
+            tl.store(Z + n * (TQ * B * HD) + qrow * HD + col, tl.reshape(acc / l[:, :, None], (BLOCK, HD)).to(Z.dtype.element_ty), mask=m2)
+            tl.store(LSE + (n * TQ + i) * H * B + hb, mx + tl.log(l), mask=m2)
 
     @triton.jit
-    def _rows_attention_bwd(Q, KS, KO, Z, DZ, LSE, DQ, DKS, DKO, sq_n, sq_r, ss_n, ss_r, so_n, so_r, sd_n, sd_r, B, H, HD, scale,
-                            S: tl.constexpr, TE: tl.constexpr, TQ: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr):
-        n, h, pb = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-        b = pb * BLOCK + tl.arange(0, BLOCK); bm = b < B; m2 = bm[:, None]
-        col = h * D + tl.arange(0, D)[None, :]
+    def _rows_attention_bwd(Q, KS, KO, Z, DZ, LSE, DQ, DKS, DKO, sq_n, sq_r, ss_n, ss_r, so_n, so_r, sd_n, sd_r, B, scale,
+                            S: tl.constexpr, TE: tl.constexpr, TQ: tl.constexpr, H: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr):
+        HD: tl.constexpr = H * D
+        n, b, bm, m2, col = _program_rows(B, HD, BLOCK)
+        hb = (tl.arange(0, H)[None, :] * B + b[:, None])
         for i in tl.static_range(TQ):
             qrow = (i * B + b)[:, None]
-            q = tl.load(Q + n * sq_n + qrow * sq_r + col, mask=m2, other=0.).to(tl.float32)
-            dz = tl.load(DZ + n * sd_n + qrow * sd_r + col, mask=m2, other=0.).to(tl.float32)
-            z = tl.load(Z + n * (TQ * B * HD) + qrow * HD + col, mask=m2, other=0.).to(tl.float32)
-            lse = tl.load(LSE + ((n * TQ + i) * H + h) * B + b, mask=bm, other=0.)
-            delta = tl.sum(dz * z, 1)
-            dq = tl.zeros([BLOCK, D], tl.float32)
+            q = _load_heads(Q + n * sq_n + qrow * sq_r + col, m2, BLOCK, H, D)
+            dz = _load_heads(DZ + n * sd_n + qrow * sd_r + col, m2, BLOCK, H, D)
+            z = _load_heads(Z + n * (TQ * B * HD) + qrow * HD + col, m2, BLOCK, H, D)
+            lse = tl.load(LSE + (n * TQ + i) * H * B + hb, mask=m2, other=0.)
+            delta = tl.sum(dz * z, 2)
+            dq = tl.zeros([BLOCK, H, D], tl.float32)
             for j in tl.static_range(S + TE - TQ + i + 1):
                 if j < S:
                     kp = KS + n * ss_n + (j * B + b)[:, None] * ss_r + col
@@ -290,19 +315,20 @@ if triton is not None:
                 else:
                     kp = KO + n * so_n + ((j - S) * B + b)[:, None] * so_r + col
                     gp = DKO + n * (TE * B * 2 * HD) + ((j - S) * B + b)[:, None] * (2 * HD) + col
-                k = tl.load(kp, mask=m2, other=0.).to(tl.float32); v = tl.load(kp + HD, mask=m2, other=0.).to(tl.float32)
-                p = tl.exp(tl.sum(q * k, 1) * scale - lse)
-                ds = p * (tl.sum(dz * v, 1) - delta)
-                dq += ds[:, None] * k
-                dk = ds[:, None] * q * scale; dv = p[:, None] * dz
+                k = _load_heads(kp, m2, BLOCK, H, D); v = _load_heads(kp + HD, m2, BLOCK, H, D)
+                p = tl.exp(tl.sum(q * k, 2) * scale - lse)
+                ds = p * (tl.sum(dz * v, 2) - delta)
+                dq += ds[:, :, None] * k
+                dk = ds[:, :, None] * q * scale; dv = p[:, :, None] * dz
                 if i > 0 and j < S + TE - TQ + i:  # this key was written for an earlier query: accumulate
-                    dk += tl.load(gp, mask=m2, other=0.).to(tl.float32); dv += tl.load(gp + HD, mask=m2, other=0.).to(tl.float32)
-                tl.store(gp, dk.to(DKO.dtype.element_ty), mask=m2); tl.store(gp + HD, dv.to(DKO.dtype.element_ty), mask=m2)
-            tl.store(DQ + n * (TQ * B * HD) + qrow * HD + col, (dq * scale).to(DQ.dtype.element_ty), mask=m2)
+                    dk += _load_heads(gp, m2, BLOCK, H, D); dv += _load_heads(gp + HD, m2, BLOCK, H, D)
+                tl.store(gp, tl.reshape(dk, (BLOCK, HD)).to(DKO.dtype.element_ty), mask=m2)
+                tl.store(gp + HD, tl.reshape(dv, (BLOCK, HD)).to(DKO.dtype.element_ty), mask=m2)
+            tl.store(DQ + n * (TQ * B * HD) + qrow * HD + col, tl.reshape(dq * scale, (BLOCK, HD)).to(DQ.dtype.element_ty), mask=m2)
 
 # examples and warps per program of the two kernels: the fastest of 12 launches on the H200
-# (experiments/tune_rows_attention.py -> reports/benchmarks/rows_attention_tuning.json)
-ROWS_ATTENTION_LAUNCH = dict(fwd=dict(BLOCK=32, num_warps=8), bwd=dict(BLOCK=32, num_warps=8))
+# (reports/benchmarks/rows_attention_heads_ab_h200.json; experiments/tune_rows_attention.py tunes them again)
+ROWS_ATTENTION_LAUNCH = dict(fwd=dict(BLOCK=16, num_warps=8), bwd=dict(BLOCK=16, num_warps=4))
 
 def _row_strides(t):
     if t.stride(-1) != 1: t = t.contiguous()
@@ -316,9 +342,8 @@ def rows_attention_fwd(q, kv_sh, kv_own, batch, n_heads):
     z = torch.empty(N, TQ * batch, HD, dtype=q.dtype, device=q.device)
     lse = torch.empty(N, TQ, n_heads, batch, dtype=torch.float32, device=q.device)
     cfg = ROWS_ATTENTION_LAUNCH["fwd"]
-    grid = (N, n_heads, triton.cdiv(batch, cfg["BLOCK"]))
-    _rows_attention_fwd[grid](q, kv_sh if S else kv_own, kv_own, z, lse, sq_n, sq_r, ss_n, ss_r, so_n, so_r, batch, n_heads, HD,
-                              1 / math.sqrt(D), S=S, TE=TE, TQ=TQ, D=D, **cfg)
+    _rows_attention_fwd[(N, triton.cdiv(batch, cfg["BLOCK"]))](q, kv_sh if S else kv_own, kv_own, z, lse, sq_n, sq_r, ss_n, ss_r, so_n, so_r,
+                                                             batch, 1 / math.sqrt(D), S=S, TE=TE, TQ=TQ, H=n_heads, D=D, **cfg)
     return z, lse
 
 def rows_attention_bwd(q, kv_sh, kv_own, z, lse, dz, batch, n_heads):
@@ -331,10 +356,9 @@ def rows_attention_bwd(q, kv_sh, kv_own, z, lse, dz, batch, n_heads):
     dkv_sh = torch.empty(N, S * batch, 2 * HD, dtype=kv_sh.dtype, device=q.device)
     dkv_own = torch.empty(N, TE * batch, 2 * HD, dtype=kv_own.dtype, device=q.device)
     cfg = ROWS_ATTENTION_LAUNCH["bwd"]
-    grid = (N, n_heads, triton.cdiv(batch, cfg["BLOCK"]))
-    _rows_attention_bwd[grid](q, kv_sh if S else kv_own, kv_own, z, dz, lse, dq, dkv_sh if S else dkv_own, dkv_own,
-                              sq_n, sq_r, ss_n, ss_r, so_n, so_r, sd_n, sd_r, batch, n_heads, HD, 1 / math.sqrt(D),
-                              S=S, TE=TE, TQ=TQ, D=D, **cfg)
+    _rows_attention_bwd[(N, triton.cdiv(batch, cfg["BLOCK"]))](q, kv_sh if S else kv_own, kv_own, z, dz, lse, dq, dkv_sh if S else dkv_own, dkv_own,
+                                                             sq_n, sq_r, ss_n, ss_r, so_n, so_r, sd_n, sd_r, batch, 1 / math.sqrt(D),
+                                                             S=S, TE=TE, TQ=TQ, H=n_heads, D=D, **cfg)
     return dq, dkv_sh, dkv_own
 
 if triton is not None:
@@ -367,6 +391,8 @@ if triton is not None:
     _rows_attention_op.register_autograd(_rows_attention_grad, setup_context=_rows_attention_setup)
 
 def fused_attention_available() -> bool: return triton is not None and torch.cuda.is_available()
+def _fused_shape_ok(cfg) -> bool:  # Triton tiles need power-of-two sizes: heads and head dimension
+    return all(v & (v - 1) == 0 for v in (cfg.n_heads, cfg.head_dim))
 
 # %% ../nbs/04_sweep.ipynb #320c9983
 def adamw_update(p, g, m, v, ema, init,             # flat [N, P] buffers (ema / init may be None)
@@ -546,6 +572,7 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
                      compile_optimizer: bool = False,    # also compile the optimizer step (2.4 ms/step less at N=256 on an H200; seconds to compile)
                      attention: str = "auto",            # "fused", "sdpa", "math", "elementwise" or "auto" (see Population)
                      share_prefixes: bool = True,        # run leading positions once per distinct prefix (see shared_prefixes)
+                     bf16_residual: bool = False,        # with bf16 precision, keep the residual stream in bf16 too (faster; rounds its sums)
                      resume: bool = True,                # continue from the last checkpoint in run_dir
                      stop_after: int | None = None,      # simulate a kill: return after this many steps (tests)
                      ) -> PopulationResult:
@@ -559,6 +586,8 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
     check_population_config(mcfg, members)
     device = resolve_device(m0.device)
     use_bf16 = m0.precision == "bf16" and device.type == "cuda"
+    if bf16_residual and not use_bf16:
+        warnings.warn(f"train_population: bf16_residual needs precision='bf16' on CUDA (here {m0.precision!r} on {device.type}); the residual stream stays float32")
     X, Y, idx = _member_splits(task, members, ds0)
     K = Y.shape[1]
     prefixes = shared_prefixes(X, mcfg.vocab_size, K) if share_prefixes else None
@@ -566,7 +595,7 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
     X, Y, idx = X.to(device), Y.to(device), {s: v.to(device) for s, v in idx.items()}
     held = [s for s in ("val", "test") if s in idx]
     N = len(members)
-    pop = Population(mcfg, [m.seed for m in members], init_scales, attention).to(device)
+    pop = Population(mcfg, [m.seed for m in members], init_scales, attention, torch.bfloat16 if bf16_residual and use_bf16 else None).to(device)
     params = list(pop.params)
     if compile is None: compile = device.type == "cuda"
     opt = PopulationAdamW(params, members, decay_to_init=m0.wd_target == "init", compile=compile_optimizer)
@@ -583,7 +612,7 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "run.json").write_text(json.dumps(dict(kind="population", model_config=mcfg.to_dict(), members=[m.to_dict() for m in members],
-                                          init_scales=init_scales, dataset=ds0.config, attention=pop.attention,
+                                          init_scales=init_scales, dataset=ds0.config, attention=pop.attention, residual_dtype=str(pop.residual_dtype or "float32"),
                                           shared_prefix_positions=prefixes.positions if prefixes else 0, code=code_version(), packages=package_versions(),
                                           device=device_name(device), date=time.strftime("%Y-%m-%dT%H:%M:%S%z")), indent=1, default=str))
         ck = _last_checkpoint(run_dir) if resume else None
