@@ -118,7 +118,7 @@ class Population(torch.nn.Module):
                  seeds: list[int],              # one init seed per member (as `train` seeds a single model)
                  init_scales: list[float] | None = None,  # per-member init scale (default cfg.init_scale)
                  attention: str = "auto",  # "fused" (the Triton kernel below; CUDA), "sdpa" (flash on GPU in bf16), "math",
-                                           #   "elementwise", or "auto": fused on CUDA up to 16 positions, else elementwise up to 8, else sdpa
+                                           #   "elementwise", or "auto": fused on CUDA up to 16 positions (power-of-two heads), else elementwise up to 8, else sdpa
                  residual_dtype: torch.dtype | None = None):  # None: the residual stream in the parameters' dtype (float32), as
                                            #   `Transformer` under autocast; torch.bfloat16 halves its memory traffic but rounds every sum
         super().__init__()
