@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_catalog.ipynb #ed504061
 from __future__ import annotations
-import datetime, hashlib, json, os, sqlite3, time
+import datetime, hashlib, json, math, os, sqlite3, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -13,6 +13,7 @@ import torch
 import sqlite_utils
 from .tasks import get_task
 from .train import code_version
+from .model import CheckpointError, read_json
 from fastcore.basics import patch
 
 # %% auto #0
@@ -66,12 +67,29 @@ def _short_hash(*parts) -> str: return hashlib.sha1("|".join(map(str, parts)).en
 def _enc(v): return json.dumps(v, default=str) if isinstance(v, (dict, list, tuple)) else v
 def _dec(row: dict) -> dict: return {k: (json.loads(v) if k in JSON_COLUMNS and isinstance(v, str) and v[:1] in "[{" else v) for k, v in row.items()}
 
+def _check_catalog_file(path: Path):
+    "Refuse, with the reason, a path that exists and is not an algocircuits catalog (a folder, another file, another database)."
+    if not path.exists(): return
+    if not path.is_file(): raise CatalogError(f"Catalog {path}: not a file")
+    if path.stat().st_size == 0: return                     # an empty file: SQLite makes it a new database
+    with open(path, "rb") as f: head = f.read(16)
+    if head != b"SQLite format 3\x00": raise CatalogError(f"Catalog {path}: not a SQLite database, so not a catalog (refusing to touch it)")
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as c:
+            names = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            marked = "meta" in names and c.execute("SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone() is not None
+    except sqlite3.DatabaseError as e: raise CatalogError(f"Catalog {path}: unreadable SQLite file ({e})") from None
+    if names and not marked:
+        raise CatalogError(f"Catalog {path}: a SQLite database of something else (tables {sorted(names)[:6]}), not an algocircuits catalog; refusing to change it")
+
 class Catalog:
     "The circuit catalog: one SQLite file (through sqlite-utils)."
     def __init__(self, path="reports/catalog.db",   # the database file (created with its folder if missing)
                  timeout: float = 60.0,              # seconds a writer waits for another writer's lock
                  migrate: bool = True):              # apply missing migrations (False: refuse an outdated catalog)
-        self.path = Path(path); self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(path)
+        _check_catalog_file(self.path)   # before anything is written: a foreign file is refused, never converted
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL"); self.conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         self.db = sqlite_utils.Database(self.conn)
@@ -156,7 +174,7 @@ def add_run(self: Catalog, run_dir) -> tuple[str, str]:
     from algocircuits.train import list_checkpoints
     run_dir = Path(run_dir)
     if not (run_dir / "run.json").is_file(): raise CatalogError(f"add_run: {run_dir} has no run.json (not a training run)")
-    info = json.loads((run_dir / "run.json").read_text())
+    info = read_json(run_dir / "run.json")
     ck = list_checkpoints(run_dir)
     if not ck: raise CatalogError(f"add_run: {run_dir} holds no checkpoint")
     task_name = info["task"]["task"]; g = info.get("summary", {}).get("grokking", {})
@@ -175,7 +193,7 @@ def add_run(self: Catalog, run_dir) -> tuple[str, str]:
 def add_transcoders(self: Catalog, path, model_id: str, metrics: dict | None = None) -> str:
     path = Path(path)
     if not (path / "transcoders.json").is_file(): raise CatalogError(f"add_transcoders: {path} has no transcoders.json")
-    meta = json.loads((path / "transcoders.json").read_text()); m = metrics or {}
+    meta = read_json(path / "transcoders.json"); m = metrics or {}
     row = dict(transcoder_id=_short_hash(path.resolve()), model_id=model_id, path=str(path.resolve()), kind=meta["kind"],
                sparsity=meta["config"]["sparsity"], d_transcoder=meta["d_transcoder"], n_layers=meta["n_layers"], fve=m.get("fve"),
                l0=m.get("l0"), dead_frac=m.get("dead_frac"), replacement_accuracy=m.get("replacement_accuracy"), created=_now())
@@ -191,7 +209,7 @@ def add_extraction(self: Catalog, out_dir, validate: bool = True, n_generality: 
     out = Path(out_dir)
     for need in ("transcoders/transcoders.json", "transcoders/transcoders.safetensors", "summary.json", "task_circuit.json"):
         if not (out / need).is_file(): raise CatalogError(f"add_extraction: {out / need} is missing (not an extraction folder)")
-    summ = json.loads((out / "summary.json").read_text())
+    summ = read_json(out / "summary.json")
     run_path = Path(summ.get("run_dir") or out / "run")   # the training run the circuits come from
     if not (run_path / "run.json").is_file(): raise CatalogError(f"add_extraction: {run_path / 'run.json'} is missing (the model's training run)")
     model_id, run_id = self.add_run(run_path)
@@ -200,8 +218,8 @@ def add_extraction(self: Catalog, out_dir, validate: bool = True, n_generality: 
     model, ds, _ = load_run(run_path); model = model.float().eval()
     tc = load_transcoders(out / "transcoders")
     files = sorted((out / "circuits").glob("prompt_*.json"))
-    circuits = [(f"p{int(f.stem.split('_')[1]):03d}", Circuit.from_dict(json.loads(f.read_text()))) for f in files]
-    circuits.append(("task", Circuit.from_dict(json.loads((out / "task_circuit.json").read_text()))))
+    circuits = [(f"p{int(f.stem.split('_')[1]):03d}", Circuit.from_dict(read_json(f))) for f in files]
+    circuits.append(("task", Circuit.from_dict(read_json(out / "task_circuit.json"))))
     task = get_task(ds.config["task"])
     means = mean_activations(model, tc, ds.tensors("all")[0]) if validate else None
     xv, yv = ds.tensors("val")
@@ -274,8 +292,13 @@ def query_circuits(self: Catalog, task: str | None = None,          # exact task
     if complexity is not None:
         if complexity not in COMPLEXITY_TAGS: raise CatalogError(f"query_circuits: complexity must be one of {COMPLEXITY_TAGS}, got {complexity!r}")
         where.append("c.complexity = ?"); args.append(complexity)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1_000_000:
+        raise CatalogError(f"query_circuits: limit must be an int in 1..1,000,000, got {limit!r}")
+    for k, v in dict(task=task, text=text, input_type=input_type).items():
+        if v is not None and not isinstance(v, str): raise CatalogError(f"query_circuits: {k} must be a str, got {type(v).__name__}")
     if min_faithfulness is not None:
-        if not isinstance(min_faithfulness, (int, float)): raise CatalogError(f"query_circuits: min_faithfulness must be a number, got {min_faithfulness!r}")
+        if isinstance(min_faithfulness, bool) or not isinstance(min_faithfulness, (int, float)) or not math.isfinite(min_faithfulness):
+            raise CatalogError(f"query_circuits: min_faithfulness must be a finite number, got {min_faithfulness!r}")
         where.append("c.faithfulness >= ?"); args.append(float(min_faithfulness))
     for t in ([tags] if isinstance(tags, str) else list(tags or [])):
         if t not in PRIOR_TAGS + COMPLEXITY_TAGS: raise CatalogError(f"query_circuits: unknown tag {t!r}; tags are {PRIOR_TAGS + COMPLEXITY_TAGS}")
@@ -303,7 +326,8 @@ def export(self: Catalog, path) -> Path:
 @patch
 def import_(self: Catalog, path):
     "Rows of an exported catalog, in one transaction (existing ids are replaced)."
-    data = json.loads(Path(path).read_text())
+    data = read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("tables"), dict): raise CatalogError(f"import_: {path} is not a catalog export (no 'tables')")
     if data.get("schema_version") != self.schema_version:
         raise CatalogError(f"import_: the export has schema version {data.get('schema_version')}, this catalog {self.schema_version}")
     self._write({t: rows for t, rows in data["tables"].items() if t in TABLES})
@@ -322,7 +346,7 @@ def build_catalog(root="reports", path=None, validate: bool = True) -> tuple[Cat
     added, skipped = [], []
     for d in find_extractions(root):
         try: added += cat.add_extraction(d, validate=validate)
-        except (CatalogError, FileNotFoundError) as e: skipped.append((str(d), str(e)))
+        except (CatalogError, FileNotFoundError, CheckpointError) as e: skipped.append((str(d), str(e)))
     return cat, added, skipped
 
 # %% ../nbs/08_catalog.ipynb #cab2a79e

@@ -4,15 +4,15 @@
 
 # %% ../nbs/10_compose.ipynb #d1942231
 from __future__ import annotations
-import ast, dataclasses, itertools, json, math
+import ast, dataclasses, itertools, json, math, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['MAX_LOOP', 'MAX_CALLS', 'CompositionError', 'Module', 'LatentAdapter', 'train_adapter', 'Router', 'RuleRouter',
-           'LearnedRouter', 'check_program', 'Step', 'RunResult', 'Program', 'program_accuracy', 'save_adapter',
-           'catalog_adapters', 'save_program']
+__all__ = ['MAX_LOOP', 'MAX_CALLS', 'MAX_SOURCE', 'MAX_DEPTH', 'RESERVED', 'CompositionError', 'Module', 'LatentAdapter',
+           'train_adapter', 'Router', 'RuleRouter', 'LearnedRouter', 'check_program', 'Step', 'RunResult', 'Program',
+           'program_accuracy', 'save_adapter', 'catalog_adapters', 'save_program']
 
 # %% ../nbs/10_compose.ipynb #a43f1e74
 class CompositionError(ValueError): "A composition problem named plainly: unsafe program, unknown module, incompatible interface, missing adapter."
@@ -73,7 +73,16 @@ class Module:
             latents: dict | None = None,                # {slot: [N, d_model] embeddings to use at that slot instead of the token's}
             ) -> tuple[list[str], torch.Tensor, torch.Tensor]:
         "Answer tokens [N], confidence [N] (softmax over the output vocabulary) and the final residual at the answer [N, d]."
+        if not isinstance(operands, (list, tuple)) or any(not isinstance(o, (list, tuple)) for o in operands):
+            raise CompositionError(f"{self.name}: operands must be a list of {self.arity} token lists (one per slot)")
         if len(operands) != self.arity: raise CompositionError(f"{self.name} takes {self.arity} operands, got {len(operands)}")
+        lens = sorted({len(o) for o in operands})
+        if len(lens) > 1: raise CompositionError(f"{self.name}: the operand lists differ in length {lens} (one token per example in each)")
+        if not lens or lens[0] == 0: raise CompositionError(f"{self.name}: no examples to run (the operand lists are empty)")
+        for k, z in (latents or {}).items():
+            if not (isinstance(k, int) and 0 <= k < self.arity) or not torch.is_tensor(z) or z.shape != (lens[0], self.d_model):
+                raise CompositionError(f"{self.name}: latents must map a slot in 0..{self.arity - 1} to a [{lens[0]}, {self.d_model}] tensor, got slot {k!r} "
+                                       f"with {getattr(z, 'shape', type(z).__name__)}")
         latents, n, C = latents or {}, len(operands[0]) if operands else 0, 32768
         if n > C:  # in chunks, so that a million inputs fit in memory
             parts = [self.run([o[i:i + C] for o in operands], {k: z[i:i + C] for k, z in latents.items()}) for i in range(0, n, C)]
@@ -129,10 +138,12 @@ class LatentAdapter(nn.Module):
 
     @classmethod
     def load(cls, path) -> "LatentAdapter":
-        from safetensors.torch import load_file
-        path = Path(path); meta = json.loads(path.with_suffix(".json").read_text())
+        from algocircuits.model import read_json, read_tensors
+        path = Path(path); meta = read_json(path.with_suffix(".json"))
         a = cls(meta["src"], meta["dst"], meta["slot"], meta["d_in"], meta["d_out"], meta.get("hidden", 0)); a.metrics = meta.get("metrics", {})
-        a.load_state_dict(load_file(str(path.with_suffix(".safetensors")))); return a
+        try: a.load_state_dict(read_tensors(path.with_suffix(".safetensors")))
+        except RuntimeError as e: raise CompositionError(f"adapter {path.with_suffix('.safetensors')}: {e}") from None
+        return a
 
 def _random_operands(m: Module, n: int, g: torch.Generator) -> list[list[str]]:
     vocab = sorted(m.input_vocab)
@@ -238,7 +249,10 @@ class LearnedRouter(Router):
 
 # %% ../nbs/10_compose.ipynb #5fe93dc6
 MAX_LOOP = 64          # largest constant bound of a `for ... in range(K)` loop
-MAX_CALLS = 10_000     # module calls one run may make (inlined, unrolled)
+MAX_CALLS = 10_000     # module calls one run may make (inlined, unrolled): checked when the program is built, and while it runs
+MAX_SOURCE = 100_000   # characters of program text
+MAX_DEPTH = 64         # deepest nesting of expressions and statements
+RESERVED = frozenset({"range", "True", "False", "None"})   # names a program may not define
 
 _ALLOWED = (ast.Module, ast.FunctionDef, ast.arguments, ast.arg, ast.Assign, ast.Return, ast.If, ast.For, ast.Pass,
             ast.Call, ast.Name, ast.Constant, ast.Compare, ast.Eq, ast.NotEq, ast.Load, ast.Store, ast.Expr)
@@ -248,9 +262,15 @@ def _err(node, msg): return CompositionError(f"line {getattr(node, 'lineno', '?'
 def check_program(source: str) -> ast.Module:
     "Parse a composition program and refuse anything outside the whitelisted subset (with the line it is on)."
     if not isinstance(source, str): raise CompositionError(f"a program is source text, got {type(source).__name__}")
+    if len(source) > MAX_SOURCE: raise CompositionError(f"the program is {len(source):,} characters long; at most {MAX_SOURCE:,} are allowed")
     try: tree = ast.parse(source)
     except SyntaxError as e: raise CompositionError(f"line {e.lineno}: syntax error: {e.msg}") from None
-    for node in ast.walk(tree):
+    except (RecursionError, MemoryError): raise CompositionError(f"the program nests too deeply to parse (at most {MAX_DEPTH} levels)") from None
+    depth, parent = {tree: 0}, {}
+    loop_bounds = {id(n.iter) for n in ast.walk(tree) if isinstance(n, ast.For)}
+    for node in ast.walk(tree):   # breadth first: a parent's depth is known before its children's
+        for ch in ast.iter_child_nodes(node): depth[ch] = depth[node] + 1; parent[id(ch)] = node
+        if depth[node] > MAX_DEPTH: raise _err(node, f"the program nests more than {MAX_DEPTH} levels deep")
         if not isinstance(node, _ALLOWED):
             what = {ast.Import: "import", ast.ImportFrom: "import", ast.Attribute: "attribute access", ast.While: "while loop (unbounded)",
                     ast.Subscript: "subscript", ast.Lambda: "lambda", ast.BinOp: "arithmetic operator (use a circuit)"}.get(type(node), type(node).__name__)
@@ -260,8 +280,14 @@ def check_program(source: str) -> ast.Module:
         if isinstance(node, ast.FunctionDef) and (node.decorator_list or node.returns or node.args.vararg or node.args.kwarg
                                                   or node.args.kwonlyargs or node.args.defaults or node.args.posonlyargs):
             raise _err(node, f"function {node.name!r}: only plain positional parameters are allowed")
+        if isinstance(node, ast.FunctionDef) and node.name in RESERVED: raise _err(node, f"{node.name!r} is a reserved name; call the function something else")
+        if (isinstance(node, ast.arg) and node.arg in RESERVED) or (isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id in RESERVED):
+            raise _err(node, f"{getattr(node, 'arg', None) or node.id!r} is a reserved name")
+        if isinstance(node, ast.Name) and node.id == "range" and not any(isinstance(p, ast.Call) and p.func is node for p in [parent.get(id(node))]):
+            raise _err(node, "range(K) is allowed only as a for loop's bound")
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name): raise _err(node, "only calls of modules or program functions by name are allowed")
+            if node.func.id == "range" and id(node) not in loop_bounds: raise _err(node, "range(K) is allowed only as a for loop's bound")
             if node.keywords: raise _err(node, "keyword arguments are not allowed")
             if any(isinstance(a, ast.Starred) for a in node.args): raise _err(node, "starred arguments are not allowed")
         if isinstance(node, ast.Assign) and (len(node.targets) != 1 or not isinstance(node.targets[0], ast.Name)):
@@ -325,9 +351,14 @@ class Program:
         if interface not in ("discrete", "latent"): raise CompositionError(f"interface must be 'discrete' or 'latent', got {interface!r}")
         self.source, self.tree, self.interface, self.entry = source, check_program(source), interface, entry
         self.functions = {f.name: f for f in self.tree.body}
+        if len(self.functions) < len(self.tree.body): raise CompositionError(f"a function is defined twice: {[f.name for f in self.tree.body]}")
         if entry not in self.functions: raise CompositionError(f"no function {entry!r} in the program (functions: {sorted(self.functions)})")
+        if not isinstance(modules, dict): raise CompositionError(f"modules must be a dict name -> Module, got {type(modules).__name__}")
+        clash = sorted(set(self.functions) & set(modules))
+        if clash: raise CompositionError(f"{clash} name both a program function and a module")
         self.modules = {}
         for k, m in modules.items():
+            if not isinstance(m, (str, Module, Router)): raise CompositionError(f"module {k!r} must be a Module, Router or circuit id, got {type(m).__name__}")
             if isinstance(m, str):
                 if catalog is None: raise CompositionError(f"module {k!r} is a circuit id ({m}); pass catalog= to load it")
                 m = Module.from_catalog(catalog, m, name=k)
@@ -339,20 +370,36 @@ class Program:
     # -- static checks: names, recursion, domains, adapters ---------------------------------------------------------------
     def _infer(self) -> dict:
         self._pdom = {}
-        self._check_calls(self.entry, [])
+        self._check_calls(self.entry, [], set())
+        n = self._static_calls(self.entry, {})
+        if n > MAX_CALLS: raise CompositionError(f"the program would make {n:,} module calls per run (loops unrolled, functions inlined); at most {MAX_CALLS:,} are allowed")
         env = {p: _Unbound(p) for p in self.params}   # a parameter takes the domain of the slots it is passed to
         self._infer_fn(self.entry, env)
         missing = [p for p in self.params if p not in self._pdom]
         if missing: raise CompositionError(f"parameters {missing} of {self.entry} are never passed to a module")
         return dict(self._pdom)
 
-    def _check_calls(self, fn, stack):
+    def _check_calls(self, fn, stack, done):  # depth first over the call graph, each function once
         if fn in stack: raise CompositionError(f"recursion: {' -> '.join(stack + [fn])}")
+        if fn in done: return
         for n in ast.walk(self.functions[fn]):
             if isinstance(n, ast.Call) and n.func.id != "range":
                 name = n.func.id
-                if name in self.functions: self._check_calls(name, stack + [fn])
+                if name in self.functions: self._check_calls(name, stack + [fn], done)
                 elif name not in self.modules: raise _err(n, f"unknown module or function {name!r} (modules: {sorted(self.modules)})")
+        done.add(fn)
+
+    def _static_calls(self, fn, memo) -> int:
+        "Module calls one run of `fn` makes, loops unrolled and functions inlined (counted without running anything)."
+        if fn in memo: return memo[fn]
+        def cost(node) -> int:
+            if isinstance(node, ast.For): return node.iter.args[0].value * sum(cost(s) for s in node.body)
+            own = 0
+            if isinstance(node, ast.Call) and node.func.id != "range":
+                own = self._static_calls(node.func.id, memo) if node.func.id in self.functions else 1
+            return min(own + sum(cost(c) for c in ast.iter_child_nodes(node)), 10 ** 12)
+        memo[fn] = sum(cost(s) for s in self.functions[fn].body)
+        return memo[fn]
 
     def _dom(self, node, env, src):
         "Domain (set of tokens or None = unconstrained parameter) and producing module of an expression."
@@ -409,6 +456,7 @@ class Program:
     # -- execution -----------------------------------------------------------------------------------------------------
     def run(self, inputs,                        # {param: [N tokens]} or a list of N tuples in parameter order
             patch: dict | None = None,           # {variable: token}: override a variable wherever it is assigned
+            time_limit: float | None = 600.0,    # seconds a run may take (checked before each module call); None = no limit
             ) -> RunResult:
         if isinstance(inputs, dict): cols = inputs
         else:
@@ -420,10 +468,23 @@ class Program:
         for p in self.params:
             bad = sorted(set(map(str, cols[p])) - self.domains[p])
             if bad: raise CompositionError(f"input {p!r} has values {bad[:5]} outside its domain")
-        self._steps, self._calls, self._patch = [], 0, {k: str(v) for k, v in (patch or {}).items()}
+        self._steps, self._calls, self._patch = [], 0, self._check_patch(patch)
+        self._deadline = None if time_limit is None else time.perf_counter() + float(time_limit)
+        self._time_limit = time_limit
         env = {p: dict(tok=[str(v) for v in cols[p]], lat=None, src=None) for p in self.params}
         out = self._call_fn(self.entry, env, torch.arange(N))
         return RunResult(out["tok"], self._steps)
+
+    def _check_patch(self, patch) -> dict:
+        "{variable: token} after checking every variable is assigned in the program and every value is a token."
+        if patch is None: return {}
+        if not isinstance(patch, dict): raise CompositionError(f"patch must be a dict {{variable: token}}, got {type(patch).__name__}")
+        assigned = {t.id for f in self.functions.values() for n in ast.walk(f) if isinstance(n, ast.Assign) for t in n.targets}
+        unknown = sorted(set(patch) - assigned)
+        if unknown: raise CompositionError(f"patch names {unknown}, which the program never assigns (variables: {sorted(assigned)})")
+        bad = {k: v for k, v in patch.items() if isinstance(v, bool) or not isinstance(v, (str, int))}
+        if bad: raise CompositionError(f"patch values must be tokens (str or int), got {bad}")
+        return {k: str(v) for k, v in patch.items()}
 
     def _call_fn(self, fn, env, rows):
         return self._block(self.functions[fn].body, dict(env), rows)
@@ -443,6 +504,8 @@ class Program:
             return self._call_fn(name, {a.arg: v for a, v in zip(fn.args.args, args)}, rows)
         self._calls += 1
         if self._calls > MAX_CALLS: raise CompositionError(f"the run exceeded {MAX_CALLS} module calls")
+        if self._deadline is not None and time.perf_counter() > self._deadline:
+            raise CompositionError(f"the run exceeded its time limit of {self._time_limit:g} s after {self._calls - 1} module calls")
         m = self.modules[name]
         if isinstance(m, Router): return self._route(name, m, args, rows)
         latents = {}

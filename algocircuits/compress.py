@@ -17,7 +17,7 @@ import torch.nn.functional as F
 import torch.nn.utils.prune as prune
 
 from .tasks import Task, symmetric_group_task
-from .model import Transformer, TransformerConfig, save_model, load_model, count_parameters, ACTIVATIONS
+from .model import Transformer, TransformerConfig, save_model, load_model, count_parameters, ACTIVATIONS, read_json
 from .train import (TrainConfig, GrokkingReport, GrokfastEMA, MinibatchSampler, as_dataset, detect_grokking,
                                 evaluate, lr_at, resolve_device, target_logits, code_version, train)
 
@@ -607,7 +607,7 @@ def load_compressed(path, device="cpu") -> tuple[Transformer, dict]:
     "The saved model and its compression.json."
     path = Path(path)
     if not (path / "compression.json").is_file(): raise FileNotFoundError(f"load_compressed: {path / 'compression.json'} not found (not written by save_compressed)")
-    return load_model(path, device), json.loads((path / "compression.json").read_text())
+    return load_model(path, device), read_json(path / "compression.json")
 
 # %% ../nbs/05_compress.ipynb #e53da55f
 def symmetric_group_variant_task(n: int = 5,                # the group S_n, n in 2..7

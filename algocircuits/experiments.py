@@ -4,7 +4,7 @@
 
 # %% ../nbs/04b_experiments.ipynb #80c36be0
 from __future__ import annotations
-import dataclasses, datetime, functools, hashlib, json, math, os, platform, resource, socket, sys, time, traceback
+import dataclasses, datetime, functools, hashlib, json, math, os, platform, re, resource, socket, sys, time, traceback
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -605,6 +605,21 @@ def _check_parameters_cell(nb_path: Path):
     if not any("parameters" in (c.get("metadata") or {}).get("tags", []) for c in cells):
         raise ValueError(f"load_batch: {nb_path} has no cell tagged 'parameters'; papermill would ignore the batch's parameters")
 
+_SAFE_NAME = re.compile(r"[^/\\\x00]+")
+
+def _check_name(name, what: str, path) -> str:
+    "A batch or run name is one path component: it names a folder and a file under the batch's output folder, nothing outside it."
+    name = str(name)
+    if not _SAFE_NAME.fullmatch(name) or name in (".", "..") or name.startswith("~"):
+        raise ValueError(f"load_batch: {path}: {what} {name!r} must be a plain file name (no '/', '\\\\', '..' or '~'): it names the output folder")
+    return name
+
+def _template_parameters(nb_path: str) -> set:
+    "Names the template's `parameters` cell defines (what papermill can set)."
+    import papermill as pm
+    try: return set(pm.inspect_notebook(nb_path))
+    except Exception as e: raise ValueError(f"load_batch: cannot read the parameters cell of {nb_path} ({type(e).__name__}: {e})") from None
+
 def _find_notebook(p, yaml_dir: Path) -> str:
     p = Path(p)
     for c in ([p] if p.is_absolute() else [Path.cwd() / p, yaml_dir / p, yaml_dir.parent / p]):
@@ -616,7 +631,8 @@ def load_batch(path: str | Path) -> tuple[str, list[BatchRun]]:
     import yaml
     path = Path(path)
     if not path.is_file(): raise ValueError(f"load_batch: no batch file {path}")
-    spec = yaml.safe_load(path.read_text()) or {}
+    try: spec = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e: raise ValueError(f"load_batch: {path} is not valid YAML: {e}") from None
     if not isinstance(spec, dict): raise ValueError(f"load_batch: {path} must hold a mapping, got {type(spec).__name__}")
     unknown = set(spec) - _BATCH_KEYS
     if unknown: raise ValueError(f"load_batch: {path}: unknown keys {sorted(unknown)}; allowed: {sorted(_BATCH_KEYS)}")
@@ -645,10 +661,16 @@ def load_batch(path: str | Path) -> tuple[str, list[BatchRun]]:
         if not isinstance(r, dict) or (not r.get("notebook") and not nbs):
             raise ValueError(f"load_batch: {path}: runs[{i}] must be a mapping with a notebook (or a batch-level notebook)")
         runs.append(BatchRun(str(r.get("name", f"run{i}")), _find_notebook(r.get("notebook") or nbs[0], path.parent), {**common, **(r.get("parameters") or {})}))
-    names = [r.name for r in runs]
+    names = [_check_name(r.name, "run name", path) for r in runs]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup: raise ValueError(f"load_batch: {path}: run names repeat: {dup}")
-    return str(spec.get("name") or path.stem), runs
+    declared = {nb: _template_parameters(nb) for nb in {r.notebook for r in runs}}
+    for r in runs:   # papermill only warns about a parameter its template does not declare, then runs without it: refuse
+        unknown = sorted(set(r.parameters) - declared[r.notebook])
+        if unknown: raise ValueError(f"load_batch: {path}: run {r.name!r} sets {unknown}, which {Path(r.notebook).name}'s parameters cell does not define "
+                                     f"(it defines {sorted(declared[r.notebook])})")
+        if "out_dir" not in declared[r.notebook]: raise ValueError(f"load_batch: {path}: {Path(r.notebook).name}'s parameters cell must define out_dir")
+    return _check_name(spec.get("name") or path.stem, "batch name", path), runs
 
 # %% ../nbs/04b_experiments.ipynb #0f4661b4
 def run_notebook(run: BatchRun | dict,               # the run
@@ -662,6 +684,7 @@ def run_notebook(run: BatchRun | dict,               # the run
     if isinstance(run, dict): run = BatchRun(**run)
     out_dir = Path(out_dir).resolve(); out_dir.mkdir(parents=True, exist_ok=True)
     run_out = out_dir / run.name; out_nb = out_dir / f"{run.name}.ipynb"
+    if run_out.resolve().parent != out_dir: raise ValueError(f"run_notebook: run name {run.name!r} would write outside {out_dir}")
     params = {**run.parameters, "out_dir": str(run_out)}
     row = dict(name=run.name, notebook=run.notebook, status="ok", error=None, failed_cell=None, seconds=None, output=str(out_nb),
                out_dir=str(run_out), **{k: v for k, v in params.items() if k in ("task", "seed")})
@@ -693,7 +716,9 @@ def run_batch(yaml_path: str | Path,                 # experiments/<batch>.yaml
               ) -> pd.DataFrame:
     "Run a batch of notebooks headless; write executed notebooks, status.csv/.md and batch.json; return the status table."
     name, runs = load_batch(yaml_path)
-    out = Path(out_dir) / name; out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir) / name
+    if out.resolve().parent != Path(out_dir).resolve(): raise ValueError(f"run_batch: batch name {name!r} would write outside {out_dir}")
+    out.mkdir(parents=True, exist_ok=True)
     kname = notebook_kernel(kernel)
     t0 = time.time()
     def crashed(args, e):

@@ -6,8 +6,8 @@
 __all__ = ['logger', 'ACTIVATIONS', 'NORMS', 'POSITIONS', 'ATTENTIONS', 'ATTN_BACKENDS', 'TransformerConfig', 'LayerNorm',
            'RMSNorm', 'make_norm', 'rotary_tables', 'apply_rotary', 'SDPADispatcher', 'Attention', 'LatentAttention',
            'MLP', 'load_balance_loss', 'MoE', 'Embed', 'PosEmbed', 'Unembed', 'TransformerBlock', 'check_input_ids',
-           'Transformer', 'save_model', 'load_model', 'count_parameters', 'parameter_counts', 'describe',
-           'to_hooked_transformer', 'from_hooked_transformer']
+           'Transformer', 'CheckpointError', 'read_tensors', 'read_json', 'save_model', 'load_model',
+           'count_parameters', 'parameter_counts', 'describe', 'to_hooked_transformer', 'from_hooked_transformer']
 
 # %% ../nbs/02_model.ipynb #f67c6991
 import dataclasses, json, logging, math, warnings
@@ -315,7 +315,7 @@ class MoE(nn.Module):
 class Embed(nn.Module):
     "Token embedding W_E [vocab, d_model]."
     def __init__(self, cfg): super().__init__(); self.W_E = nn.Parameter(torch.empty(cfg.vocab_size, cfg.d_model))
-    def forward(self, tokens): return self.W_E[tokens]
+    def forward(self, tokens): return F.embedding(tokens, self.W_E)   # not W_E[tokens]: its backward (an accumulating scatter) sums in thread order on CPU
 
 class PosEmbed(nn.Module):
     "Learned absolute position embedding W_pos [n_ctx, d_model], broadcast over the batch."
@@ -343,12 +343,14 @@ class TransformerBlock(nn.Module):
         return self.hook_resid_post(resid + self.hook_mlp_out(self.mlp(self.ln2(resid))))
 
 # %% ../nbs/02_model.ipynb #8030943c
-def check_input_ids(input_ids, cfg: TransformerConfig):
-    "Raise a clear error unless input_ids is an integer tensor [batch, pos] with pos <= n_ctx and ids in [0, vocab_size)."
+def check_input_ids(input_ids, cfg: TransformerConfig, device: torch.device | None = None):
+    "Raise a clear error unless input_ids is an integer tensor [batch, pos] (on `device`) with pos <= n_ctx and ids in [0, vocab_size)."
     if not isinstance(input_ids, torch.Tensor):
         raise TypeError(f"input_ids must be a torch.Tensor of token ids [batch, pos], got {type(input_ids).__name__}")
     if input_ids.dtype.is_floating_point or input_ids.dtype.is_complex or input_ids.dtype == torch.bool:
         raise ValueError(f"input_ids must be an integer tensor (torch.long), got dtype {input_ids.dtype}")
+    if device is not None and input_ids.device != device:
+        raise ValueError(f"input_ids is on {input_ids.device} but the model is on {device}: move one of them (.to(...))")
     if input_ids.ndim != 2: raise ValueError(f"input_ids must have rank 2 [batch, pos], got shape {tuple(input_ids.shape)}")
     if input_ids.numel() == 0: raise ValueError(f"input_ids is empty: shape {tuple(input_ids.shape)}")
     if input_ids.shape[1] > cfg.n_ctx:
@@ -390,7 +392,8 @@ class Transformer(HookedRootModule):
     def explicit_attention(self, value: bool): self.kernel.explicit = bool(value)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:  # [batch, pos] integer token ids
-        if self.check_inputs: check_input_ids(input_ids, self.cfg)
+        if self.check_inputs: check_input_ids(input_ids, self.cfg, self.embed.W_E.device)
+        if input_ids.dtype not in (torch.int64, torch.int32): input_ids = input_ids.long()  # int8/int16/uint8 ids: embedding takes long or int
         resid = self.hook_embed(self.embed(input_ids))
         if self.cfg.pos == "learned": resid = resid + self.hook_pos_embed(self.pos_embed(input_ids))
         for block in self.blocks: resid = block(resid)
@@ -401,6 +404,23 @@ class Transformer(HookedRootModule):
         return logits
 
 # %% ../nbs/02_model.ipynb #750f3182
+class CheckpointError(RuntimeError): "A saved model, checkpoint or state file that is missing, truncated or corrupt, named by its path."
+
+def read_tensors(path, device="cpu") -> dict:  # a .safetensors file; the device to load onto
+    "The tensors of a safetensors file, or a `CheckpointError` naming the file when it is missing, truncated or corrupt."
+    path = Path(path)
+    if not path.is_file(): raise CheckpointError(f"{path} not found")
+    try: return load_file(str(path), device=str(device))
+    except Exception as e:  # safetensors raises its own SafetensorError (header too short, size mismatch, bad JSON header)
+        raise CheckpointError(f"{path} is truncated or corrupt ({type(e).__name__}: {str(e)[:200]})") from None
+
+def read_json(path) -> dict:  # a JSON file written by algocircuits
+    "A JSON file's content, or a `CheckpointError` naming the file when it is missing or not valid JSON."
+    path = Path(path)
+    if not path.is_file(): raise CheckpointError(f"{path} not found")
+    try: return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise CheckpointError(f"{path} is truncated or corrupt (not valid JSON: {e})") from None
+
 def save_model(model: Transformer, path) -> Path:  # the model, a directory (created if missing)
     "Save weights as safetensors and the config as JSON under `path`."
     if not isinstance(model, Transformer): raise TypeError(f"save_model expects a Transformer, got {type(model).__name__}")
@@ -410,13 +430,14 @@ def save_model(model: Transformer, path) -> Path:  # the model, a directory (cre
     return path
 
 def load_model(path, device="cpu") -> Transformer:  # a directory written by save_model, the device to load onto
-    "Rebuild a Transformer from `save_model`'s directory."
+    "Rebuild a Transformer from `save_model`'s directory (safetensors only: loading runs no code from the file)."
     path = Path(path)
     for f in ("config.json", "model.safetensors"):
         if not (path / f).is_file(): raise FileNotFoundError(f"load_model: {path / f} not found (expected a directory written by save_model)")
-    model = Transformer(TransformerConfig.from_dict(json.loads((path / "config.json").read_text())))
-    state = load_file(str(path / "model.safetensors"), device=str(device))
-    model.load_state_dict(state, strict=True)
+    model = Transformer(TransformerConfig.from_dict(read_json(path / "config.json")))
+    state = read_tensors(path / "model.safetensors", device)
+    try: model.load_state_dict(state, strict=True)
+    except RuntimeError as e: raise CheckpointError(f"{path / 'model.safetensors'} does not match {path / 'config.json'}: {str(e)[:300]}") from None
     return model.to(device)
 
 def count_parameters(model: nn.Module) -> int:

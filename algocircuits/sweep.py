@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file, load_file
 from .tasks import Task, TaskDataset, get_task
-from .model import Transformer, TransformerConfig, save_model
+from .model import Transformer, TransformerConfig, save_model, CheckpointError, read_json, read_tensors
 from .train import (TrainConfig, as_dataset, fit_model_config, resolve_device, detect_grokking, lr_at,
-                                code_version, package_versions, device_name, write_metrics)
+                                code_version, package_versions, device_name, write_metrics, checkpoint_steps, checkpoint_dir,
+                                save_state, load_state, latest_valid_checkpoint, write_json_atomic)
 
 # %% auto #0
 __all__ = ['PER_MEMBER', 'SHARED', 'ATTENTION_IMPLS', 'ROWS_ATTENTION_LAUNCH', 'check_population_config', 'SharedPrefixes',
@@ -181,7 +182,9 @@ class Population(torch.nn.Module):
         resid = (F.embedding(xe, W_E.reshape(N * V, -1)) + W_pos[:, s:T, None]).reshape(N, Te * B, -1)
         if self.residual_dtype is not None: resid = resid.to(self.residual_dtype)
         if s:  # and of the shared prefixes, kept apart ([N, U, d]): no concatenation copies the examples' rows
-            resid_sh = (W_E[:, prefixes.token] + W_pos[:, prefixes.position]).to(resid.dtype)
+            off = torch.arange(N, device=x.device)[:, None]   # embedding lookups (a deterministic backward), not W_E[:, token]
+            resid_sh = (F.embedding(prefixes.token + off * V, W_E.reshape(N * V, -1))
+                        + F.embedding(prefixes.position + off * c.n_ctx, W_pos.reshape(N * c.n_ctx, -1))).to(resid.dtype)
             ids = prefixes.row_ids(x).transpose(1, 2).reshape(x.shape[0], s * B)        # [1 or N, s*B]
             # one batch for all: shared keys reach the examples through a one-hot matmul (its backward is a matmul too, not
             # a scatter whose atomics pile up on the few shared rows); one batch per member: a gather
@@ -607,19 +610,24 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
 
     step_loss = population_loss_fn(pop, K, use_bf16, compile, prefixes)
 
+    # the loop's state: a checkpoint holds all of it, so a resumed run continues exactly where the killed one was
+    st = dict(step=0, rows=[], streak=0, streaks=np.zeros(N, dtype=np.int64), finished=False)
     run_dir = Path(run_dir) if run_dir is not None else None
-    rows, start = [], 0
     if run_dir is not None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "run.json").write_text(json.dumps(dict(kind="population", model_config=mcfg.to_dict(), members=[m.to_dict() for m in members],
-                                          init_scales=init_scales, dataset=ds0.config, attention=pop.attention, residual_dtype=str(pop.residual_dtype or "float32"),
-                                          shared_prefix_positions=prefixes.positions if prefixes else 0, code=code_version(), packages=package_versions(),
-                                          device=device_name(device), date=time.strftime("%Y-%m-%dT%H:%M:%S%z")), indent=1, default=str))
-        ck = _last_checkpoint(run_dir) if resume else None
-        if ck is not None: start, rows = _load_pop_checkpoint(ck, pop, opt, gen)
+        run = dict(kind="population", model_config=mcfg.to_dict(), members=[m.to_dict() for m in members], init_scales=init_scales,
+                   dataset=ds0.config, attention=pop.attention, residual_dtype=str(pop.residual_dtype or "float32"),
+                   shared_prefix_positions=prefixes.positions if prefixes else 0, code=code_version(), packages=package_versions(),
+                   device=device_name(device), date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), resumes=[])
+        cks = _pop_checkpoints(run_dir)
+        if cks and not resume: raise ValueError(f"train_population: {run_dir} already holds checkpoints; pass resume=True or use a fresh run_dir")
+        ck = latest_valid_checkpoint(cks) if cks else None
+        if ck is not None:
+            run = _check_population_resume(run_dir, ck, run)
+            st = _load_pop_checkpoint(ck, pop, opt, gen)
+        run_dir.mkdir(parents=True, exist_ok=True); write_json_atomic(run_dir / "run.json", run)
+    start, rows, streak, streaks = st["step"], st["rows"], st["streak"], st["streaks"]
+    frozen = torch.as_tensor(streaks >= m0.early_stop_patience, device=device)
     ckpt_at = set(_ckpt_steps(m0))
-    streak, streaks = 0, np.zeros(N, dtype=int)  # all members at once / each member (latched once it reaches patience)
-    frozen = torch.zeros(N, dtype=torch.bool, device=device)
     if device.type == "cuda": torch.cuda.reset_peak_memory_stats(device)
     def eval_row(step, lr, gnorm):
         row = dict(step=step, lr=lr.cpu().numpy(), grad_norm=gnorm,
@@ -628,10 +636,13 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
             r = evaluate_population(pop, X, Y, idx[s], m0.eval_batch_size, use_bf16, prefixes)
             row[f"{s}_loss"], row[f"{s}_acc"] = r["loss"], r["acc"]
         return row
-    if start == 0: rows.append(eval_row(0, opt.lrs(0), np.full(N, np.nan)))
+    if start == 0 and not rows: rows.append(eval_row(0, opt.lrs(0), np.full(N, np.nan)))
     t0 = time.perf_counter(); first_step_s, eval_s = None, 0.0
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-    for step in range(start, m0.steps):
+    done = start
+    save = lambda finished: _save_pop_checkpoint(run_dir, done, pop, opt, gen, dict(step=done, rows=rows, streak=streak, streaks=streaks,
+                                                                                     finished=finished), mcfg, members, N)
+    for step in range(start, m0.steps if not st["finished"] else start):
         lr = opt.lrs(step)
         if freeze_generalized: lr = torch.where(frozen, torch.zeros_like(lr), lr)
         if bs is None: xb, yb = xfull, yfull
@@ -652,10 +663,12 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
             streak = streak + 1 if (hacc >= target).all() else 0
             streaks = np.where(streaks >= m0.early_stop_patience, streaks, np.where(hacc >= target, streaks + 1, 0))
             frozen = torch.as_tensor(streaks >= m0.early_stop_patience, device=device)
-        if run_dir is not None and done in ckpt_at: _save_pop_checkpoint(run_dir, done, pop, opt, gen, rows, mcfg, members)
+        end = (done == m0.steps or (m0.early_stop_acc and streak >= m0.early_stop_patience)
+               or (stop_when_all_generalized and (streaks >= m0.early_stop_patience).all()))
+        if run_dir is not None and (done in ckpt_at or end): save(bool(end))
         if stop_after is not None and done >= stop_after: break
-        if m0.early_stop_acc and streak >= m0.early_stop_patience: break
-        if stop_when_all_generalized and (streaks >= m0.early_stop_patience).all(): break
+        if end: break
+
     if device.type == "cuda": torch.cuda.synchronize(device)
     seconds = time.perf_counter() - t0
     metrics = _long_metrics(rows, N)
@@ -671,27 +684,48 @@ def _long_metrics(rows, N) -> pd.DataFrame:
         for i in range(N): out.append({"member": i, **{k: (float(v[i]) if isinstance(v, np.ndarray) else v) for k, v in r.items()}})
     return pd.DataFrame(out)
 
-def _ckpt_steps(m: TrainConfig) -> list[int]:
-    from algocircuits.train import checkpoint_steps
-    return checkpoint_steps(m.steps, m.checkpoint_every, m.checkpoint_schedule)
+def _ckpt_steps(m: TrainConfig) -> list[int]: return checkpoint_steps(m.steps, m.checkpoint_every, m.checkpoint_schedule)
 
-def _save_pop_checkpoint(run_dir, step, pop, opt, gen, rows, mcfg, members):
-    d = run_dir / "checkpoints" / f"step_{step:06d}"; tmp = d.with_name(d.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in zip(pop.names, pop.params)}, str(tmp / "population.safetensors"))
-    torch.save(dict(step=step, opt=opt.state_dict(), gen=gen.get_state(), rows=rows, torch_rng=torch.get_rng_state()), tmp / "state.pt")
-    (tmp / "config.json").write_text(json.dumps(dict(model_config=mcfg.to_dict(), members=[m.to_dict() for m in members]), default=str))
-    shutil.rmtree(d, ignore_errors=True); tmp.rename(d)
+_POP_RESUME_FREE = {"device", "wandb", "wandb_project", "eval_batch_size", "deterministic", "cuda_graph", "precision"}
 
-def _last_checkpoint(run_dir):
-    cks = sorted((p for p in (Path(run_dir) / "checkpoints").glob("step_*") if p.is_dir() and not p.name.endswith(".tmp")),
-                 key=lambda p: int(p.name.split("_")[1]))
-    return cks[-1] if cks else None
+def _check_population_resume(run_dir: Path, ck: Path, run: dict) -> dict:
+    "run.json for a resume: the saved one (with this resume recorded) after checking the run's configs match the ones given."
+    try: old = read_json(run_dir / "run.json")
+    except CheckpointError as e:
+        warnings.warn(f"train_population: {e}; checking the resume against {ck / 'config.json'} and writing run.json anew", stacklevel=3)
+        old = dict(run, **read_json(ck / "config.json"))
+    free = lambda ms: [{k: v for k, v in m.items() if k not in _POP_RESUME_FREE} for m in ms]
+    for key, a, b in (("model_config", old.get("model_config"), run["model_config"]), ("members", free(old.get("members", [])), free(run["members"])),
+                      ("init_scales", old.get("init_scales"), run["init_scales"])):
+        if a != b:
+            what = key if key != "members" or len(a) != len(b) else "members " + str([i for i, (x, y) in enumerate(zip(a, b)) if x != y])
+            raise ValueError(f"train_population: cannot resume {run_dir}: its {what} differ from the ones given (use a fresh run_dir)")
+    old.setdefault("resumes", []).append(dict(from_step=int(ck.name[5:]), date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), code=run["code"], device=run["device"]))
+    return old
 
-def _load_pop_checkpoint(ck, pop, opt, gen):
-    sd = load_file(str(ck / "population.safetensors"))
+def _pop_checkpoints(run_dir) -> list[Path]:
+    d = Path(run_dir) / "checkpoints"
+    return sorted((p for p in d.glob("step_*") if p.is_dir() and p.name[5:].isdigit() and (p / "population.safetensors").exists()),
+                  key=lambda p: int(p.name[5:])) if d.is_dir() else []
+
+def _save_pop_checkpoint(run_dir, step, pop, opt, gen, loop, mcfg, members, N):
+    with checkpoint_dir(run_dir / "checkpoints" / f"step_{step:06d}") as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in zip(pop.names, pop.params)}, str(tmp / "population.safetensors"))
+        save_state(dict(loop, opt=opt.state_dict(), gen=gen.get_state(), torch_rng=torch.get_rng_state()), tmp / "state")
+        (tmp / "config.json").write_text(json.dumps(dict(model_config=mcfg.to_dict(), members=[m.to_dict() for m in members]), default=str))
+        write_metrics(_long_metrics(loop["rows"], N), tmp)
+
+def _load_pop_checkpoint(ck, pop, opt, gen) -> dict:
+    sd = read_tensors(ck / "population.safetensors")
+    missing = sorted(set(pop.names) - set(sd))
+    if missing: raise CheckpointError(f"{ck / 'population.safetensors'} lacks {missing[:3]} (another architecture?)")
     with torch.no_grad():
-        for name, p in zip(pop.names, pop.params): p.copy_(sd[name])
-    st = torch.load(ck / "state.pt", weights_only=False)
-    opt.load_state_dict(st["opt"]); gen.set_state(st["gen"]); torch.set_rng_state(st["torch_rng"])
-    return st["step"], st["rows"]
+        for name, p in zip(pop.names, pop.params):
+            if sd[name].shape != p.shape: raise CheckpointError(f"{ck / 'population.safetensors'}: {name} has shape {tuple(sd[name].shape)}, the population {tuple(p.shape)}")
+            p.copy_(sd[name])
+    if (ck / "state.pt").exists() and not (ck / "state.json").exists():
+        raise CheckpointError(f"{ck} was written by an older algocircuits (state.pt, a pickle, is not loaded); start a fresh run_dir")
+    st = load_state(ck / "state")
+    opt.load_state_dict(st.pop("opt")); gen.set_state(st.pop("gen")); torch.set_rng_state(st.pop("torch_rng"))
+    st["streaks"] = np.asarray(st["streaks"], dtype=np.int64)
+    return st

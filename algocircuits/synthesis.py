@@ -863,9 +863,10 @@ def solve_arc_task(example_pairs,                  # [(input grid, output grid),
     library = transform_library() if library is None else library
     cands = []
     if llm is not None:
-        props, tokens = llm.propose(pairs, library)
+        props, tokens = llm.propose(pairs, library, timeout=time_limit)   # the wait counts in the time limit
         log.llm_tokens, log.llm_proposals = tokens, len(props)
         for src in props:
+            if time.perf_counter() - t0 > time_limit and cands: break      # so does checking the proposals
             c = verify_program(src, pairs, tests, library)
             if c is not None: cands.append(c); log.llm_verified += 1
     found, slog = search_programs(pairs, tests, library, max_depth=max_depth, time_limit=max(0.0, time_limit - (time.perf_counter() - t0)),
@@ -950,8 +951,9 @@ class LLMProposer:
     base_url: str | None = None      # e.g. http://127.0.0.1:8000/v1 (default: $ALGOCIRCUITS_LLM_URL)
     model: str | None = None         # default: $ALGOCIRCUITS_LLM_MODEL or "default"
     api_key: str | None = None       # default: $ALGOCIRCUITS_LLM_KEY
-    timeout: float = 60.0
-    max_programs: int = 5
+    timeout: float = 60.0            # seconds to wait for the reply (never longer than the solver's time left)
+    max_programs: int = 5            # programs taken from one reply
+    max_reply_bytes: int = 1_000_000 # a longer reply is refused unread
     def __post_init__(self):
         self.base_url = (self.base_url or os.environ.get("ALGOCIRCUITS_LLM_URL") or "").rstrip("/")
         if not self.base_url: raise ValueError("LLMProposer: no endpoint configured (base_url= or ALGOCIRCUITS_LLM_URL)")
@@ -961,15 +963,19 @@ class LLMProposer:
         ex = "\n\n".join(f"Example {i + 1} input:\n{_grid_text(a)}\noutput:\n{_grid_text(b)}" for i, (a, b) in enumerate(pairs))
         return (f"{ex}\n\nWrite programs that turn every input into its output, using only these transforms: "
                 f"{', '.join(sorted(library))}, and recolour(x, a, b). Format:\n```python\ndef main(g):\n    x1 = rot90(g)\n    return x1\n```")
-    def propose(self, pairs, library) -> tuple[list, int]:
-        "(program sources, tokens used) for the pairs."
+    def propose(self, pairs, library, timeout: float | None = None) -> tuple[list, int]:
+        "(program sources, tokens used) for the pairs; `timeout` (seconds) caps the wait below `self.timeout`."
         body = json.dumps(dict(model=self.model, messages=[dict(role="user", content=self.prompt(pairs, library))], temperature=0)).encode()
         req = urllib.request.Request(self.base_url + "/chat/completions", data=body, headers={"Content-Type": "application/json",
                                      **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})})
+        wait = self.timeout if timeout is None else max(2.0, min(self.timeout, timeout))   # 2 s at least, for a local server to answer
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as r: reply = json.loads(r.read())
+            with urllib.request.urlopen(req, timeout=wait) as r: raw = r.read(self.max_reply_bytes + 1)
         except Exception as e:
             raise RuntimeError(f"LLMProposer: the endpoint {self.base_url} did not answer: {e}") from None
+        if len(raw) > self.max_reply_bytes: raise RuntimeError(f"LLMProposer: the reply is longer than max_reply_bytes={self.max_reply_bytes:,}; not read")
+        try: reply = json.loads(raw)
+        except ValueError: raise RuntimeError(f"LLMProposer: the reply is not JSON: {raw[:200]!r}") from None
         try: text = reply["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError): raise RuntimeError(f"LLMProposer: not a chat-completions reply: {str(reply)[:200]}") from None
         tokens = int((reply.get("usage") or {}).get("total_tokens", 0))

@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['SPECIAL_TOKENS', 'BINARY_OPS', 'SEQUENCE_OPS', 'LOGIC_OPS', 'SET_OPS', 'TASK_PATTERNS', 'DEFAULT_TASKS', 'Vocab',
-           'Task', 'binary_op_task', 'symmetric_group_task', 'sequence_task', 'parity_task', 'logic_task', 'set_task',
-           'parse_expression', 'expression_task', 'UnknownTaskError', 'list_tasks', 'get_task', 'TaskDataset',
-           'make_dataset', 'baseline_scores', 'validate_task', 'random_expression', 'synthesize_tasks', 'task_table']
+__all__ = ['SPECIAL_TOKENS', 'MAX_EXAMPLES', 'MAX_SYMBOLS', 'MAX_DIGITS_MODULUS', 'BINARY_OPS', 'SEQUENCE_OPS', 'LOGIC_OPS',
+           'SET_OPS', 'TASK_PATTERNS', 'DEFAULT_TASKS', 'Vocab', 'Task', 'binary_op_task', 'symmetric_group_task',
+           'sequence_task', 'parity_task', 'logic_task', 'set_task', 'parse_expression', 'expression_task',
+           'UnknownTaskError', 'list_tasks', 'get_task', 'TaskDataset', 'make_dataset', 'baseline_scores',
+           'validate_task', 'random_expression', 'synthesize_tasks', 'task_table']
 
 # %% ../nbs/00_tasks.ipynb #22de8da7
 SPECIAL_TOKENS = ["<pad>", "<bos>", "<eos>", "=", "<sep>"]
@@ -55,6 +56,8 @@ class Vocab:
         return hf
 
 # %% ../nbs/00_tasks.ipynb #784e0972
+MAX_EXAMPLES = 5_000_000   # most inputs one dataset may enumerate or sample
+
 @dataclass
 class Task:
     "An algorithmic task: a total function on a finite domain plus its token serialization."
@@ -79,10 +82,14 @@ class Task:
 
     def inputs(self, n: int | None = None, seed: int = 0) -> list:
         "All inputs if the domain is small (<= n or n is None), else `n` distinct sampled inputs."
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_EXAMPLES):
+            raise ValueError(f"{self.name}: n must be an int in 1..{MAX_EXAMPLES:,}, got {n!r}")
         if self.enumerate_inputs is not None and (n is None or self.domain_size <= n):
+            if self.domain_size > MAX_EXAMPLES: raise ValueError(f"{self.name}: domain of {self.domain_size:,} inputs is too large to enumerate (more than {MAX_EXAMPLES:,}); pass n")
             return list(self.enumerate_inputs())
         if n is None: raise ValueError(f"{self.name}: domain of {self.domain_size} inputs is too large to enumerate; pass n")
         if self.sample_input is None:  # enumerable but we only want n of them
+            if self.domain_size > MAX_EXAMPLES: raise ValueError(f"{self.name}: cannot sample from {self.domain_size:,} inputs without enumerating them")
             xs = list(self.enumerate_inputs()); random.Random(seed).shuffle(xs); return xs[:n]
         rng, seen = random.Random(seed), {}
         for _ in range(50 * n):
@@ -102,6 +109,8 @@ class Task:
 
 # %% ../nbs/00_tasks.ipynb #ccd9b014
 def _is_prime(p): return p >= 2 and all(p % k for k in range(2, int(p ** .5) + 1))
+MAX_SYMBOLS = 1_000_000      # largest vocabulary a task may have (one token per number with the symbolic representation)
+MAX_DIGITS_MODULUS = 10 ** 9  # largest modulus with the digits representation
 
 BINARY_OPS = {
     "add":    (lambda a, b, p: (a + b) % p,               "a + b mod p"),
@@ -124,6 +133,10 @@ def binary_op_task(op: str,                       # one of BINARY_OPS
                    ) -> Task:
     if op not in BINARY_OPS: raise ValueError(f"binary_op_task: unknown op {op!r}; known: {sorted(BINARY_OPS)}")
     if not isinstance(p, int) or p < 2: raise ValueError(f"binary_op_task: modulus p must be an int >= 2, got {p!r}")
+    limit = MAX_SYMBOLS if representation == "symbolic" else MAX_DIGITS_MODULUS
+    if p > limit: raise ValueError(f"binary_op_task: modulus {p:,} is larger than {limit:,} (the {representation} representation's limit: "
+                                   f"{'one token per number' if representation == 'symbolic' else 'digits'})")
+
     if op == "div" and not _is_prime(p): raise ValueError(f"binary_op_task: div needs a prime modulus, got p={p}")
     f, desc = BINARY_OPS[op]
     syms, num, _ = _num_codec(p, representation)
@@ -133,7 +146,8 @@ def binary_op_task(op: str,                       # one of BINARY_OPS
                 params=dict(op=op, p=p, representation=representation), description=desc.replace("p", str(p)),
                 fn=lambda x: f(x[0], x[1], p), symbols=syms, encode_input=lambda x: num(x[0]) + sep + num(x[1]),
                 encode_output=num, domain_size=p * len(bs),
-                enumerate_inputs=lambda: itertools.product(range(p), bs), tags=["Core_Number"])
+                enumerate_inputs=lambda: itertools.product(range(p), bs),
+                sample_input=lambda r: (r.randrange(p), r.choice(bs)), tags=["Core_Number"])
 
 # %% ../nbs/00_tasks.ipynb #dfae7676
 def symmetric_group_task(n: int = 5) -> Task:
@@ -148,6 +162,7 @@ def symmetric_group_task(n: int = 5) -> Task:
                 fn=compose, symbols=[name(s) for s in perms],
                 encode_input=lambda x: [name(perms[x[0]]), name(perms[x[1]])], encode_output=lambda v: [name(perms[v])],
                 domain_size=len(perms) ** 2, enumerate_inputs=lambda: itertools.product(range(len(perms)), repeat=2),
+                sample_input=lambda r: (r.randrange(len(perms)), r.randrange(len(perms))),
                 tags=["Core_Number", "Core_Geometry"])
 
 # %% ../nbs/00_tasks.ipynb #959d86eb
@@ -292,6 +307,7 @@ def expression_task(expr: str,  # e.g. "add(mul(x,y),z)"
     "A synthesized task: an expression over registered binary ops, mod p."
     tree = parse_expression(expr)
     if not isinstance(p, int) or p < 2: raise ValueError(f"expression_task: modulus p must be an int >= 2, got {p!r}")
+    if p > MAX_SYMBOLS: raise ValueError(f"expression_task: modulus {p:,} is larger than {MAX_SYMBOLS:,} (one token per number)")
     if "div" in expr and not _is_prime(p): raise ValueError(f"expression_task: div needs a prime modulus, got p={p}")
     vs = _expr_vars(tree)
     if not vs: raise ValueError(f"expression_task: {expr!r} uses no variable from {_VARS}")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_train.ipynb #5459e0a5
 from __future__ import annotations
-import dataclasses, datetime, importlib.metadata, json, math, os, platform, random, re, shutil, subprocess, sys, time, warnings
+import dataclasses, datetime, hashlib, importlib.metadata, json, math, os, platform, random, re, shutil, subprocess, sys, time, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -16,14 +16,15 @@ import torch.nn.functional as F
 import safetensors.torch
 
 from .tasks import get_task
-from .model import Transformer, TransformerConfig, save_model, load_model, check_input_ids
+from .model import Transformer, TransformerConfig, save_model, load_model, check_input_ids, CheckpointError, read_json, read_tensors
 
 # %% auto #0
 __all__ = ['TrainConfig', 'lr_at', 'GrokfastEMA', 'add_gradient_noise', 'global_norm', 'decay_towards', 'target_logits',
            'evaluate', 'as_dataset', 'fit_model_config', 'resolve_device', 'MinibatchSampler', 'checkpoint_steps',
+           'save_state', 'load_state', 'checkpoint_dir', 'verify_checkpoint', 'latest_valid_checkpoint',
            'save_checkpoint', 'list_checkpoints', 'code_version', 'package_versions', 'device_name', 'write_metrics',
            'read_metrics', 'detect_double_descent', 'GrokkingReport', 'detect_grokking', 'plot_training_curves',
-           'WandbLogger', 'TrainResult', 'train', 'load_run']
+           'WandbLogger', 'TrainResult', 'write_json_atomic', 'train', 'load_run']
 
 # %% ../nbs/03_train.ipynb #1132ce19
 _SCHEDULES, _WD_TARGETS, _PRECISIONS = ("constant", "cosine"), ("origin", "init"), ("fp32", "bf16")
@@ -71,8 +72,15 @@ class TrainConfig:
         for k in ("steps", "eval_every", "eval_batch_size", "early_stop_patience"):
             need(isinstance(getattr(self, k), int) and getattr(self, k) >= 1, k, "must be an int >= 1")
         for k in ("warmup_steps", "seed", "split_seed"): need(isinstance(getattr(self, k), int) and getattr(self, k) >= 0, k, "must be an int >= 0")
+        for k in ("lr", "weight_decay", "eps", "grad_noise", "grad_noise_gamma", "grokfast_lamb", "grokfast_alpha", "min_lr_ratio", "train_frac", "acc_threshold"):
+            need(isinstance(getattr(self, k), (int, float)) and not isinstance(getattr(self, k), bool) and math.isfinite(getattr(self, k)), k, "must be a finite number")
         need(self.lr > 0, "lr", "must be > 0")
-        for k in ("weight_decay", "grad_noise", "grokfast_lamb", "min_lr_ratio"): need(getattr(self, k) >= 0, k, "must be >= 0")
+        need(self.eps > 0, "eps", "must be > 0 (AdamW divides by sqrt(v) + eps)")
+        for k in ("weight_decay", "grad_noise", "grokfast_lamb"): need(getattr(self, k) >= 0, k, "must be >= 0")
+        need(0 <= self.min_lr_ratio <= 1, "min_lr_ratio", "must be in [0, 1] (the cosine floor as a fraction of lr)")
+        if self.device is not None:
+            try: torch.device(self.device)
+            except (RuntimeError, TypeError): need(False, "device", "is not a torch device ('cpu', 'cuda', 'cuda:1', 'mps', ...)")
         need(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas", "must be two numbers in [0, 1)")
         need(0 <= self.grokfast_alpha < 1, "grokfast_alpha", "must be in [0, 1)")
         need(self.schedule in _SCHEDULES, "schedule", f"must be one of {_SCHEDULES}")
@@ -248,38 +256,115 @@ def checkpoint_steps(steps: int,                  # total number of updates
 
 def _rng_state() -> dict:
     np_state = np.random.get_state()
-    st = dict(torch=torch.get_rng_state(), python=random.getstate(),
-              numpy=(np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]))
+    st = dict(torch=torch.get_rng_state(), python=random.getstate(), numpy=np_state)
     if torch.cuda.is_available() and torch.cuda.is_initialized(): st["cuda"] = torch.cuda.get_rng_state_all()
     return st
 
 def _set_rng_state(st: dict):
-    torch.set_rng_state(st["torch"]); random.setstate(st["python"])
-    name, key, *rest = st["numpy"]; np.random.set_state((name, key.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(st["torch"]); random.setstate(st["python"]); np.random.set_state(st["numpy"])
     if "cuda" in st and torch.cuda.is_available() and len(st["cuda"]) == torch.cuda.device_count(): torch.cuda.set_rng_state_all(st["cuda"])
+
+# %% ../nbs/03_train.ipynb #70906897
+def _encode(obj, tensors: dict, where: str):
+    "JSON-able structure for `obj`; its tensors and arrays go into `tensors` (name -> tensor)."
+    def put(t):
+        k = f"t{len(tensors)}"; tensors[k] = t.detach().cpu().contiguous(); return k
+    if isinstance(obj, torch.Tensor): return {"__tensor__": put(obj)}
+    if isinstance(obj, np.ndarray):  # unsigned ints travel as int64 (safetensors has no uint32), the dtype comes back on load
+        a = obj.astype(np.int64) if obj.dtype.kind == "u" else obj
+        return {"__ndarray__": put(torch.from_numpy(np.ascontiguousarray(a))), "dtype": str(obj.dtype)}
+    if isinstance(obj, np.generic): return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)): return obj
+    if isinstance(obj, tuple): return {"__tuple__": [_encode(v, tensors, f"{where}[{i}]") for i, v in enumerate(obj)]}
+    if isinstance(obj, list): return [_encode(v, tensors, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in obj): return {k: _encode(v, tensors, f"{where}.{k}") for k, v in obj.items()}
+        return {"__items__": [[_encode(k, tensors, where), _encode(v, tensors, f"{where}[{k!r}]")] for k, v in obj.items()]}
+    raise TypeError(f"save_state: cannot store a {type(obj).__name__} at {where} (tensors, arrays, numbers, strings, lists, tuples, dicts)")
+
+def _decode(obj, tensors: dict):
+    if isinstance(obj, list): return [_decode(v, tensors) for v in obj]
+    if not isinstance(obj, dict): return obj
+    if "__tensor__" in obj: return tensors[obj["__tensor__"]]
+    if "__ndarray__" in obj: return tensors[obj["__ndarray__"]].numpy().astype(obj["dtype"])
+    if "__tuple__" in obj: return tuple(_decode(v, tensors) for v in obj["__tuple__"])
+    if "__items__" in obj: return {_decode(k, tensors) if not isinstance(k, list) else tuple(k): _decode(v, tensors) for k, v in obj["__items__"]}
+    return {k: _decode(v, tensors) for k, v in obj.items()}
+
+def save_state(state: dict, path: str | Path) -> Path:  # nested dicts/lists/tuples of tensors, arrays, numbers, strings; path/<stem>
+    "Write `state` as `<path>.safetensors` (its tensors) and `<path>.json` (the rest): no pickle, nothing executable on load."
+    path = Path(path); tensors = {}
+    tree = _encode(state, tensors, path.name)
+    safetensors.torch.save_file(tensors, str(path.with_suffix(".safetensors")))
+    path.with_suffix(".json").write_text(json.dumps(tree))
+    return path
+
+def load_state(path: str | Path) -> dict:  # the same path given to save_state
+    "Read what `save_state` wrote; a missing, truncated or corrupt file raises a `CheckpointError` naming it."
+    path = Path(path)
+    tree = read_json(path.with_suffix(".json"))
+    tensors = read_tensors(path.with_suffix(".safetensors"))
+    try: return _decode(tree, tensors)
+    except (KeyError, TypeError, ValueError) as e: raise CheckpointError(f"{path.with_suffix('.json')} does not match its tensors ({e})") from None
+
+def _sha256(p: Path) -> str:
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
+    return h.hexdigest()
+
+class checkpoint_dir:
+    "`with checkpoint_dir(d) as tmp:` write files into tmp; on success a MANIFEST.json (size, SHA-256 per file) is added and tmp renamed to d."
+    def __init__(self, path): self.path = Path(path); self.tmp = self.path.with_name(self.path.name + ".tmp")
+    def __enter__(self) -> Path:
+        shutil.rmtree(self.tmp, ignore_errors=True); self.tmp.mkdir(parents=True); return self.tmp
+    def __exit__(self, exc_type, *_):
+        if exc_type is not None: shutil.rmtree(self.tmp, ignore_errors=True); return False
+        files = {p.name: dict(size=p.stat().st_size, sha256=_sha256(p)) for p in sorted(self.tmp.iterdir()) if p.is_file()}
+        (self.tmp / "MANIFEST.json").write_text(json.dumps(files, indent=1))
+        shutil.rmtree(self.path, ignore_errors=True); self.tmp.rename(self.path)
+        return False
+
+def verify_checkpoint(path: str | Path) -> Path:  # a checkpoint directory
+    "The directory, after checking every file against its MANIFEST.json; a `CheckpointError` names the first bad file."
+    path = Path(path); man = path / "MANIFEST.json"
+    if not man.is_file(): return path   # written before manifests existed: the readers still check every file they open
+    for name, want in read_json(man).items():
+        f = path / name
+        if not f.is_file(): raise CheckpointError(f"{f} is missing (listed in {man})")
+        if f.stat().st_size != want["size"] or _sha256(f) != want["sha256"]:
+            raise CheckpointError(f"{f} is truncated or corrupt: its size or SHA-256 differs from {man}")
+    return path
+
+def latest_valid_checkpoint(ckpts: Sequence[Path]) -> Path | None:  # checkpoint directories by step
+    "The newest checkpoint whose files pass `verify_checkpoint`; each one skipped is named in a warning."
+    for ck in reversed(list(ckpts)):
+        try: return verify_checkpoint(ck)
+        except CheckpointError as e: warnings.warn(f"skipping checkpoint {ck.name}: {e}; resuming from the one before", stacklevel=3)
+    return None
 
 def save_checkpoint(ckpt_dir: str | Path,        # e.g. run_dir/checkpoints/step_000100
                     model: torch.nn.Module,
                     configs: dict,                 # JSON-able: model/train/task configs
-                    train_state: dict | None = None,   # optimizer state, rng, step ... (torch.save-able)
+                    train_state: dict | None = None,   # optimizer state, rng, step ... (see save_state)
                     init_params: dict | None = None,   # name -> tensor, when decaying towards the init
+                    metrics: pd.DataFrame | None = None,  # the metrics rows up to this step (a resume reads them from here)
                     ) -> Path:
-    "Write a checkpoint directory atomically (via a .tmp directory and a rename)."
-    ckpt_dir = Path(ckpt_dir); tmp = ckpt_dir.with_name(ckpt_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
-    save_model(model, tmp)
-    (tmp / "train_config.json").write_text(json.dumps(configs, indent=1, default=str))
-    if train_state is not None: torch.save(train_state, tmp / "train_state.pt")
-    if init_params is not None: safetensors.torch.save_file({k: v.detach().cpu().contiguous() for k, v in init_params.items()}, str(tmp / "init_params.safetensors"))
-    shutil.rmtree(ckpt_dir, ignore_errors=True); tmp.rename(ckpt_dir)
-    return ckpt_dir
+    "Write a checkpoint directory atomically (via a .tmp directory and a rename), with its manifest."
+    with checkpoint_dir(ckpt_dir) as tmp:
+        save_model(model, tmp)
+        if metrics is not None: write_metrics(metrics, tmp)
+        (tmp / "train_config.json").write_text(json.dumps(configs, indent=1, default=str))
+        if train_state is not None: save_state(train_state, tmp / "train_state")
+        if init_params is not None: safetensors.torch.save_file({k: v.detach().cpu().contiguous() for k, v in init_params.items()}, str(tmp / "init_params.safetensors"))
+    return Path(ckpt_dir)
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
     "Complete checkpoint directories of a run, by step."
     d = Path(run_dir) / "checkpoints"
     if not d.is_dir(): return []
-    return sorted((p for p in d.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp") and (p / "model.safetensors").exists()),
-                  key=lambda p: int(p.name.split("_")[1]))
+    return sorted((p for p in d.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp") and p.name[5:].isdigit()
+                   and (p / "model.safetensors").exists()), key=lambda p: int(p.name[5:]))
 
 # %% ../nbs/03_train.ipynb #881c99b3
 _PACKAGES = ("torch", "numpy", "pandas", "safetensors", "pyarrow", "wandb", "matplotlib", "algocircuits")
@@ -317,7 +402,8 @@ def write_metrics(df: pd.DataFrame, run_dir: str | Path) -> Path:
     "Write the metrics table to run_dir/metrics.parquet (or metrics.csv without pyarrow)."
     run_dir = Path(run_dir); run_dir.mkdir(parents=True, exist_ok=True)
     if _has_pyarrow():
-        path = run_dir / "metrics.parquet"; df.to_parquet(path, index=False)
+        path = run_dir / "metrics.parquet"; tmp = run_dir / "metrics.parquet.tmp"   # a kill mid-write leaves the old table
+        df.to_parquet(tmp, index=False); os.replace(tmp, path)
     else:
         path = run_dir / "metrics.csv"
         out = df.copy()
@@ -450,12 +536,22 @@ class TrainResult:
 
 _RESUME_FREE = {"device", "wandb", "wandb_project", "eval_batch_size", "deterministic", "cuda_graph", "precision"}
 
-def _check_resume_configs(run_dir: Path, configs: dict):
-    if not (run_dir / "run.json").exists(): raise ValueError(f"train: {run_dir} has checkpoints but no run.json; cannot resume it")
-    old = json.loads((run_dir / "run.json").read_text())
+def write_json_atomic(path: str | Path, obj, **kw) -> Path:  # the file; a JSON-able object; json.dumps options
+    "Write JSON through a temporary file and a rename, so a kill never leaves it half written."
+    path = Path(path); tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, **{"indent": 1, "default": str, **kw})); os.replace(tmp, path)
+    return path
+
+def _check_resume_configs(run_dir: Path, configs: dict, ckpt: Path):
+    "The run's run.json after checking that `configs` match it (or, when run.json is damaged, the checkpoint's configs)."
+    try: old = read_json(run_dir / "run.json")
+    except CheckpointError as e:  # fall back to the configs every checkpoint carries; run.json is written anew
+        warnings.warn(f"train: {e}; checking the resume against {ckpt / 'train_config.json'} and writing run.json anew", stacklevel=3)
+        old = None
+    ref = old if old is not None else read_json(ckpt / "train_config.json")
     for key in ("model", "task"):
-        if old.get(key) != configs[key]: raise ValueError(f"train: cannot resume {run_dir}: its {key} config differs from the one given")
-    a = {k: v for k, v in old["train"].items() if k not in _RESUME_FREE}; b = {k: v for k, v in configs["train"].items() if k not in _RESUME_FREE}
+        if ref.get(key) != configs[key]: raise ValueError(f"train: cannot resume {run_dir}: its {key} config differs from the one given")
+    a = {k: v for k, v in ref["train"].items() if k not in _RESUME_FREE}; b = {k: v for k, v in configs["train"].items() if k not in _RESUME_FREE}
     if a != b:
         diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
         raise ValueError(f"train: cannot resume {run_dir}: train config differs in {diff}")
@@ -564,8 +660,8 @@ def train(task_or_dataset,                    # task name, Task or TaskDataset
 
     ckpts = list_checkpoints(run_dir) if run_dir else []
     if ckpts and not resume: raise ValueError(f"train: {run_dir} already holds checkpoints; pass resume=True or use a fresh run_dir")
-    ckpt = ckpts[-1] if ckpts else None
-    old_info = _check_resume_configs(run_dir, configs) if ckpt else None
+    ckpt = latest_valid_checkpoint(ckpts) if ckpts else None   # a damaged newest checkpoint falls back to the one before
+    old_info = _check_resume_configs(run_dir, configs, ckpt) if ckpt else None
 
     # -- build everything exactly as a fresh run does (same RNG consumption), then overwrite from the checkpoint
     random.seed(cfg.seed); np.random.seed(cfg.seed); torch.manual_seed(cfg.seed)
@@ -594,13 +690,15 @@ def train(task_or_dataset,                    # task name, Task or TaskDataset
     step, wall0, early_hits, rows, stopped_early, stopped_by = 0, 0.0, 0, [], False, None
 
     if ckpt is not None:
-        model.load_state_dict(safetensors.torch.load_file(str(ckpt / "model.safetensors"), device=str(device)))
-        st = torch.load(ckpt / "train_state.pt", map_location="cpu", weights_only=True)
+        model.load_state_dict(read_tensors(ckpt / "model.safetensors", device))
+        if (ckpt / "train_state.pt").exists() and not (ckpt / "train_state.json").exists():
+            raise CheckpointError(f"{ckpt} was written by an older algocircuits (train_state.pt, a pickle, is not loaded); start a fresh run_dir")
+        st = load_state(ckpt / "train_state")
         opt.load_state_dict(st["optimizer"])
         for g in opt.param_groups: g["lr"] = torch.tensor(float(g["lr"]), device=device) if use_graph else float(g["lr"])
         if grokfast is not None and st.get("grokfast") is not None: grokfast.load_state_dict(st["grokfast"], device)
         if init_params is not None:
-            init_params = {k: v.to(device) for k, v in safetensors.torch.load_file(str(ckpt / "init_params.safetensors")).items()}
+            init_params = {k: v.to(device) for k, v in read_tensors(ckpt / "init_params.safetensors").items()}
         if noise_gen is not None: noise_gen.set_state(st["noise_gen"])
         if sampler is not None: sampler.load_state_dict(st["sampler"])
         _set_rng_state(st["rng"])
@@ -610,9 +708,9 @@ def train(task_or_dataset,                    # task name, Task or TaskDataset
         stopped_early = stopped_by is not None  # it had finished
         if example_weights is not None and st.get("example_weights") is not None:
             example_weights.copy_(st["example_weights"].to(example_weights.device))
-        try: prev = read_metrics(run_dir)
-        except ValueError: prev = None
-        if prev is not None: rows = [r for r in prev.to_dict("records") if r["step"] <= step]
+        try: prev = read_metrics(ckpt)          # the rows up to the checkpoint travel with it
+        except ValueError as e: raise CheckpointError(f"{ckpt}: its metrics table is missing or unreadable ({str(e)[:200]})") from None
+        rows = [r for r in prev.to_dict("records") if r["step"] <= step]
 
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -626,7 +724,7 @@ def train(task_or_dataset,                    # task name, Task or TaskDataset
             info = old_info
             info["resumes"].append(dict(from_step=step, date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                                         device=str(device), device_name=device_name(device), code=code_version()))
-        (run_dir / "run.json").write_text(json.dumps(info, indent=1, default=str))
+        write_json_atomic(run_dir / "run.json", info)
     wb = WandbLogger(run_dir, run_name, configs, info["wandb_id"], cfg.wandb_project) if run_dir is not None and cfg.wandb else None
 
     ckpt_at = set(checkpoint_steps(cfg.steps, cfg.checkpoint_every, cfg.checkpoint_schedule)) if run_dir is not None else set()
@@ -650,7 +748,7 @@ def train(task_or_dataset,                    # task name, Task or TaskDataset
                      grokfast=grokfast.state_dict() if grokfast is not None else None,
                      noise_gen=noise_gen.get_state() if noise_gen is not None else None,
                      sampler=sampler.state_dict() if sampler is not None else None)
-        save_checkpoint(run_dir / "checkpoints" / f"step_{step:06d}", model, configs, state, init_params)
+        save_checkpoint(run_dir / "checkpoints" / f"step_{step:06d}", model, configs, state, init_params, pd.DataFrame(rows))
         write_metrics(pd.DataFrame(rows), run_dir)
 
     was_deterministic = torch.are_deterministic_algorithms_enabled()
@@ -690,7 +788,7 @@ def train(task_or_dataset,                    # task name, Task or TaskDataset
     if run_dir is not None:
         info["summary"] = dict(steps=step, stopped_early=stopped_early, stopped_by=stopped_by, wall_time_s=result.wall_time_s, final=result.final,
                                grokking=dict(asdict(report), grokked=report.grokked))
-        (run_dir / "run.json").write_text(json.dumps(info, indent=1, default=float))
+        write_json_atomic(run_dir / "run.json", info, default=float)
     return result
 
 # %% ../nbs/03_train.ipynb #51a3eca4
@@ -700,11 +798,11 @@ def load_run(run_dir,                 # a run directory written by `train`
     "(model, dataset, run.json) of a finished or interrupted training run."
     run_dir = Path(run_dir)
     if not (run_dir / "run.json").is_file(): raise FileNotFoundError(f"load_run: {run_dir / 'run.json'} not found (not a run directory written by train)")
-    info = json.loads((run_dir / "run.json").read_text())
+    info = read_json(run_dir / "run.json")
     ckpts = {int(c.name[5:]): c for c in list_checkpoints(run_dir)}
     if not ckpts: raise FileNotFoundError(f"load_run: {run_dir} holds no checkpoints")
     if step is not None and step not in ckpts: raise ValueError(f"load_run: no checkpoint at step {step} in {run_dir}; have {sorted(ckpts)}")
-    model = load_model(ckpts[max(ckpts) if step is None else step], device)
+    model = load_model(verify_checkpoint(ckpts[max(ckpts) if step is None else step]), device)
     t = info["task"]
     ds = get_task(t["task"]).dataset(train_frac=t["train_frac"], val_frac=t["val_frac"], seed=t["seed"], n=t["n"], noise=t["noise"])
     return model, ds, info

@@ -16,7 +16,7 @@ from safetensors.torch import save_file, load_file
 from circuit_tracer.transcoder import SingleLayerTranscoder, TranscoderSet
 from circuit_tracer.transcoder.cross_layer_transcoder import CrossLayerTranscoder
 from circuit_tracer.transcoder.activation_functions import JumpReLU, TopK, jumprelu
-from .model import Transformer
+from .model import Transformer, CheckpointError, read_json, read_tensors
 from .tasks import TaskDataset
 from .train import code_version
 
@@ -293,13 +293,16 @@ def save_transcoders(tc: Transcoders, path, **meta) -> Path:  # directory; meta:
 def load_transcoders(path, device="cpu") -> Transcoders:
     path = Path(path)
     if not (path / "transcoders.json").is_file(): raise FileNotFoundError(f"load_transcoders: {path / 'transcoders.json'} not found")
-    meta = json.loads((path / "transcoders.json").read_text())
+    meta = read_json(path / "transcoders.json")
     cfg = TranscoderConfig(**meta["config"])
     L, Fn, d = meta["n_layers"], meta["d_transcoder"], meta["d_model"]
     z = lambda *s: torch.zeros(*s)
     W_dec = [z(Fn, L - l, d) for l in range(L)] if cfg.kind == "clt" else z(L, Fn, d)
     module = _to_circuit_tracer(cfg, z(L, Fn, d), z(L, Fn), W_dec, z(L, d), torch.full((L, Fn), 1e-4), d, Fn, torch.device(device))
-    module.load_state_dict(load_file(str(path / "transcoders.safetensors"), device=str(device)))
+    try: module.load_state_dict(read_tensors(path / "transcoders.safetensors", device))
+    except RuntimeError as e:
+        if isinstance(e, CheckpointError): raise
+        raise CheckpointError(f"{path / 'transcoders.safetensors'} does not match {path / 'transcoders.json'}: {str(e)[:300]}") from None
     return Transcoders(module, cfg, meta["info"])
 
 # %% ../nbs/06_transcoders.ipynb #39110be4

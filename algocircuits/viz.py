@@ -230,18 +230,24 @@ class CatalogServer:
         if not self.path.is_file(): raise CatalogError(f"serve: no catalog at {self.path} (build one with `algocircuits catalog`)")
         with Catalog(self.path) as cat: pass  # refuses a file that is not a catalog of this schema version, with the reason
         self.host, self.port, self.proc = host, port or _free_port(), None
-        self.viewer = write_viewer(Path(tempfile.mkdtemp(prefix="algocircuits_viewer_")), self.path.stem)
+        # two private folders: the static pages Datasette serves, and (outside the served one) its metadata and log
+        self._tmp = Path(tempfile.mkdtemp(prefix="algocircuits_serve_"))
+        self.viewer = write_viewer(self._tmp / "viewer", self.path.stem)
 
     @property
     def url(self) -> str: return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 60) -> str:
-        meta = self.viewer / "metadata.json"
+        meta = self._tmp / "metadata.json"
         meta.write_text(json.dumps(dict(title="algocircuits catalog", description_html=
                         'Circuits, runs and features. <a href="/viewer/index.html">Circuit browser and graph viewer</a>.')))
+        # read-only: Datasette runs every query on a read-only connection and grants no actor the write API (no --root);
+        # not -i (immutable), which would not see rows still in the catalog's write-ahead log. The database file itself is
+        # not offered for download.
         cmd = [sys.executable, "-m", "datasette", "serve", str(self.path), "--host", self.host, "--port", str(self.port),
-               "--static", f"viewer:{self.viewer}", "--metadata", str(meta), "--setting", "sql_time_limit_ms", "5000"]
-        self._log = open(self.viewer / "server.log", "w+")
+               "--static", f"viewer:{self.viewer}", "--metadata", str(meta), "--setting", "sql_time_limit_ms", "5000",
+               "--setting", "allow_download", "off"]
+        self._log = open(self._tmp / "server.log", "w+")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
         t0 = time.time()
         while time.time() - t0 < timeout:
@@ -262,6 +268,8 @@ class CatalogServer:
             try: self.proc.wait(10)
             except subprocess.TimeoutExpired: self.proc.kill()
         self.proc = None
+        if getattr(self, "_log", None) is not None: self._log.close(); self._log = None
+        shutil.rmtree(self._tmp, ignore_errors=True)   # the viewer pages, metadata and log go with the server
 
     def __enter__(self): self.start(); return self
     def __exit__(self, *a): self.stop()

@@ -28,7 +28,7 @@ from algocircuits import grid_dsl as dsl
 from algocircuits.recursive import (TRMConfig, TRMTrainConfig, TinyRecursiveModel, train_trm, grid_accuracy, family_pairs, trm_solver,
                                     SLOTS_PER_TASK)
 from algocircuits.arc_eval import generate_tasks, load_arc, evaluate, summarize, HELDOUT_SEED
-from algocircuits.train import code_version, package_versions
+from algocircuits.train import code_version, package_versions, save_state, load_state
 
 
 def fits(t, size):
@@ -121,9 +121,9 @@ def main():
             print(name, json.dumps({k: v for k, v in row.items() if k not in ("per_family", "config")}), flush=True); save()
             if name == first:
                 base = m
-                if a.save_model: Path(a.save_model).parent.mkdir(parents=True, exist_ok=True); torch.save(dict(cfg=cfg.__dict__, state=m.state_dict()), a.save_model)
+                if a.save_model: Path(a.save_model).parent.mkdir(parents=True, exist_ok=True); save_state(dict(cfg=cfg.__dict__, state=m.state_dict()), Path(a.save_model).with_suffix(""))
     if base is None and a.load_model:
-        ck = torch.load(a.load_model, map_location=a.device); base = TinyRecursiveModel(TRMConfig(**ck["cfg"])).to(a.device)
+        ck = load_state(Path(a.load_model).with_suffix("")); base = TinyRecursiveModel(TRMConfig(**ck["cfg"])).to(a.device)
         base.load_state_dict(ck["state"]); base.eval()
     if base is None and ("ttt" in a.sections or "arc" in a.sections):
         base = train_trm(cond, configs[first], tc(max_steps))[0]
