@@ -87,7 +87,7 @@ _INDEX_HTML = r"""<!doctype html><html><head><meta charset="utf-8"><title>algoci
 <form id="q"><input name="text" placeholder="full-text search, e.g. modular AND addition" size="40">
 <select name="task"><option value="">any task</option></select>
 <select name="tag"><option value="">any tag</option></select>
-<label>faithfulness ≥ <input name="minf" value="0" size="4"></label> <button>search</button>
+<label>faithfulness ≥ <input name="minf" value="" placeholder="any" size="4"></label> <button>search</button>
 <a href="/">SQL / tables (Datasette)</a></form>
 <p id="status"></p><table id="results"><thead><tr><th>circuit</th><th>task</th><th>faithfulness</th><th>accuracy</th>
 <th>features</th><th>complexity</th><th>interpretation</th></tr></thead><tbody></tbody></table>
@@ -96,7 +96,7 @@ const QUERY = `SELECT c.circuit_id, c.task_name, c.faithfulness, c.circuit_accur
  FROM circuits c WHERE (:text = '' OR c.rowid IN (SELECT rowid FROM circuits_fts WHERE circuits_fts MATCH :text))
  AND (:task = '' OR c.task_name = :task)
  AND (:tag = '' OR EXISTS (SELECT 1 FROM json_each(c.tags) WHERE value = :tag))
- AND coalesce(c.faithfulness, 0) >= CAST(:minf AS REAL) ORDER BY c.faithfulness DESC LIMIT 500`;
+ AND (:minf = '' OR coalesce(c.faithfulness, 0) >= CAST(:minf AS REAL)) ORDER BY c.faithfulness DESC LIMIT 500`;
 async function run() {
   const f = new FormData(document.getElementById('q')), p = Object.fromEntries(f.entries());
   history.replaceState(null, '', '?' + new URLSearchParams(p));
