@@ -18,7 +18,7 @@ from .transcoders import Transcoders, splice_transcoders
 # %% auto #0
 __all__ = ['hf_tokenizer', 'replacement_model', 'attribution_graph', 'Circuit', 'extract_circuit', 'Ablation', 'mean_activations',
            'spliced_forward', 'circuit_ablation', 'counterparts', 'circuit_faithfulness', 'steer',
-           'activation_patching', 'path_patching', 'plot_circuit', 'task_circuit', 'extract_task_circuits',
+           'activation_patching', 'path_patching', 'plot_circuit', 'consensus_circuit', 'extract_task_circuits',
            'save_extraction']
 
 # %% ../nbs/07_attribution.ipynb #b3f7357c
@@ -148,7 +148,7 @@ class Ablation:
 @torch.no_grad()
 def mean_activations(model: Transformer, tc: Transcoders, x: torch.Tensor) -> tuple[list, torch.Tensor]:
     "Mean feature activations per layer [T, F] and mean error vectors [L, T, d] over the inputs x."
-    _, feats, _, errs = splice_transcoders(model, tc, x, keep_errors=True)
+    _, feats, _, errs = splice_transcoders(model, tc, x.to(next(model.parameters()).device), keep_errors=True)
     return [f.mean(0) for f in feats], torch.stack([e.mean(0) for e in errs])
 
 def spliced_forward(model: Transformer, tc: Transcoders, x: torch.Tensor, ablation: Ablation | None = None,
@@ -161,6 +161,7 @@ def spliced_forward(model: Transformer, tc: Transcoders, x: torch.Tensor, ablati
             if cl == l: f = f.clone(); f[:, cp, cf] = v
         return f
     edit_errors = None if ablation is None else (lambda l, e: torch.where(ablation.keep_errors[l][:, None].to(e.device), e, ablation.fill_errors[l].to(e)))
+    x = x.to(next(model.parameters()).device)
     return splice_transcoders(model, tc, x, edit_features, keep_errors=True, edit_errors=edit_errors, extra_hooks=extra_hooks)[0]
 
 def circuit_ablation(circuits, model: Transformer, tc: Transcoders, means) -> Ablation:
@@ -301,7 +302,7 @@ def plot_circuit(c: Circuit, ax=None, title: str | None = None, max_edges: int =
     return ax
 
 # %% ../nbs/07_attribution.ipynb #c4bc24f6
-def task_circuit(circuits: list, min_share: float = 0.25) -> Circuit:
+def consensus_circuit(circuits: list, min_share: float = 0.25) -> Circuit:
     "Nodes kept in at least `min_share` of the prompt circuits (keyed by layer, position, feature), as one circuit."
     keys = lambda c: set(map(tuple, c.nodes[c.nodes.kind.isin(["feature", "error"])][["kind", "layer", "pos", "feature"]].values.tolist()))
     counts = {}
@@ -327,7 +328,7 @@ def extract_task_circuits(model: Transformer, tc: Transcoders, ds: TaskDataset, 
     circuits = [extract_circuit(attribution_graph(rm, xv[i], target=int(yv[i, 0])), node_threshold, edge_threshold, ds.vocab) for i in pi.tolist()]
     per = circuit_faithfulness(model, tc, xv[pi], yv[pi], circuits, means, per_example=True)
     for c, f1, ok in zip(circuits, per.pop("each"), per.pop("each_correct")): c.scores.update(faithfulness=f1, circuit_correct=bool(ok))
-    tcirc = task_circuit(circuits, min_share)
+    tcirc = consensus_circuit(circuits, min_share)
     held = circuit_faithfulness(model, tc, xv[ei], yv[ei], [tcirc], means)
     alt = counterparts(yv[ei])
     pp = path_patching(model, xv[ei], xv[ei][alt], yv[ei, 0], yv[ei][alt, 0])
@@ -337,15 +338,15 @@ def extract_task_circuits(model: Transformer, tc: Transcoders, ds: TaskDataset, 
                    features_kept=sc.n_features_kept.mean(), influence_kept=sc.influence_kept.mean(),
                    faithfulness_per_prompt=per["faithfulness"], faithfulness_median=float(np.median([c.scores["faithfulness"] for c in circuits])),
                    circuit_accuracy_per_prompt=per["circuit_accuracy"],
-                   task_circuit_features=tcirc.scores["n_features_kept"], task_circuit_errors=tcirc.scores["n_error_nodes_kept"],
-                   faithfulness_task_circuit=held["faithfulness"], task_circuit_accuracy=held["circuit_accuracy"], model_accuracy=held["model_accuracy"])
-    return dict(summary=summary, circuits=circuits, task_circuit=tcirc, per_prompt=per, held_out=held, path_patching=pp)
+                   consensus_features=tcirc.scores["n_features_kept"], consensus_errors=tcirc.scores["n_error_nodes_kept"],
+                   faithfulness_consensus=held["faithfulness"], consensus_accuracy=held["circuit_accuracy"], model_accuracy=held["model_accuracy"])
+    return dict(summary=summary, circuits=circuits, consensus=tcirc, per_prompt=per, held_out=held, path_patching=pp)
 
 def save_extraction(result: dict, out_dir, transcoders_path=None) -> Path:
-    "circuits/*.json + *.graphml, task_circuit.json, path_patching.csv, summary.json (with a pointer to the transcoders)."
+    "circuits/*.json + *.graphml, consensus_circuit.json, path_patching.csv, summary.json (with a pointer to the transcoders)."
     out = Path(out_dir); (out / "circuits").mkdir(parents=True, exist_ok=True)
     for i, c in enumerate(result["circuits"]): c.to_json(out / "circuits" / f"prompt_{i:03d}.json"); c.to_graphml(out / "circuits" / f"prompt_{i:03d}.graphml")
-    result["task_circuit"].to_json(out / "task_circuit.json")
+    result["consensus"].to_json(out / "consensus_circuit.json")
     result["path_patching"].to_csv(out / "path_patching.csv", index=False)
     (out / "summary.json").write_text(json.dumps(dict(result["summary"], transcoders=None if transcoders_path is None else str(transcoders_path),
                                                       per_prompt=result["per_prompt"], held_out=result["held_out"]), indent=1, default=float))

@@ -21,12 +21,12 @@ __all__ = ['SCHEMA_VERSION', 'PRIOR_TAGS', 'COMPLEXITY_TAGS', 'JSON_COLUMNS', 'T
            'interface_definition', 'find_extractions', 'build_catalog', 'RunnableCircuit']
 
 # %% ../nbs/08_catalog.ipynb #f2dc6dc1
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 PRIOR_TAGS = ("Core_Object", "Core_Geometry", "Core_Number", "Core_Topology", "Logic", "Sequence", "Task_Specific_Heuristic")
 COMPLEXITY_TAGS = ("Primitive", "Compound", "Highly_Specialized")
 JSON_COLUMNS = {"params", "vocab", "tags", "architecture", "hyperparameters", "split", "code", "model_architecture", "training_details",
                 "circuit_structure", "activation_examples", "performance_metrics", "interface_definition", "metadata", "top_examples",
-                "circuits", "metrics", "summary"}
+                "circuits", "metrics", "summary", "evidence"}
 
 class CatalogError(ValueError): "A catalog problem named plainly: unknown id, malformed query, schema mismatch, incompatible interface."
 
@@ -43,15 +43,21 @@ TABLES = {  # name: (columns, primary key)
     "circuits": (dict(circuit_id=_T, task_name=_T, task_description=_T, model_id=_T, transcoder_id=_T, model_architecture=_T,
                       training_details=_T, circuit_structure=_T, interpretation=_T, activation_examples=_T, performance_metrics=_T,
                       faithfulness=_F, circuit_accuracy=_F, n_features=_I, interface_definition=_T, input_type=_T, output_type=_T,
-                      tags=_T, complexity=_T, generality_score=_F, metadata=_T, created=_T), "circuit_id"),
+                      tags=_T, complexity=_T, generality_score=_F, metadata=_T, created=_T,
+                      kind=_T, granularity=_T, method=_T, n_total=_I, size_share=_F, held_out_faithfulness=_F, held_out_accuracy=_F,
+                      model_accuracy=_F, evidence=_T), "circuit_id"),
     "programs": (dict(program_id=_T, name=_T, source=_T, circuits=_T, created=_T), "program_id"),
     "evaluations": (dict(evaluation_id=_T, subject_kind=_T, subject_id=_T, task_name=_T, split=_T, metrics=_T, created=_T), "evaluation_id"),
 }
 
+_V3_CIRCUIT_COLUMNS = ("kind", "granularity", "method", "n_total", "size_share", "held_out_faithfulness", "held_out_accuracy", "model_accuracy", "evidence")
+
 def _migration_1(db: sqlite_utils.Database):
-    "The tables."
+    "The tables (as they were at schema 1: the circuits table without the task-circuit columns of schema 3)."
     db["meta"].create(dict(key=str, value=str), pk="key", if_not_exists=True)
-    for name, (cols, pk) in TABLES.items(): db[name].create(cols, pk=pk, if_not_exists=True)
+    for name, (cols, pk) in TABLES.items():
+        if name == "circuits": cols = {k: v for k, v in cols.items() if k not in _V3_CIRCUIT_COLUMNS}
+        db[name].create(cols, pk=pk, if_not_exists=True)
     for t, c in (("circuits", "task_name"), ("circuits", "faithfulness"), ("models", "task_name"), ("runs", "model_id"), ("features", "transcoder_id")):
         db[t].create_index([c], if_not_exists=True)
 
@@ -59,7 +65,15 @@ def _migration_2(db: sqlite_utils.Database):
     "Full-text search over circuit descriptions and interpretations (FTS5, kept in step by triggers)."
     db["circuits"].enable_fts(["task_name", "task_description", "interpretation", "tags"], fts_version="FTS5", create_triggers=True)
 
-MIGRATIONS = {1: _migration_1, 2: _migration_2}
+def _migration_3(db: sqlite_utils.Database):
+    "Task circuits as the primary entries: kind (task | prompt), granularity, method, size share and held-out metrics; prompt circuits as evidence."
+    have = db["circuits"].columns_dict
+    for c in _V3_CIRCUIT_COLUMNS:
+        if c not in have: db["circuits"].add_column(c, TABLES["circuits"][0][c])
+    db.execute("UPDATE circuits SET kind = CASE WHEN json_extract(metadata, '$.kind') = 'task' THEN 'consensus' ELSE 'prompt' END WHERE kind IS NULL")
+    db["circuits"].create_index(["kind"], if_not_exists=True)
+
+MIGRATIONS = {1: _migration_1, 2: _migration_2, 3: _migration_3}
 
 # %% ../nbs/08_catalog.ipynb #501f63e9
 def _now(): return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -200,72 +214,91 @@ def add_transcoders(self: Catalog, path, model_id: str, metrics: dict | None = N
     self._write({"transcoders": [row]}); return row["transcoder_id"]
 
 # %% ../nbs/08_catalog.ipynb #3db01349
+def _task_circuit_file(path: Path):
+    "The TaskCircuit in an extraction's task_circuit*.json, or a CatalogError saying the folder predates task circuits."
+    from algocircuits.circuits import TaskCircuit
+    d = read_json(path)
+    if not isinstance(d, dict) or "granularity" not in d:
+        raise CatalogError(f"add_extraction: {path} is not a task circuit (an extraction from before task-level circuits); run the circuits stage again")
+    return TaskCircuit.from_dict(d)
+
 @patch
-def add_extraction(self: Catalog, out_dir, validate: bool = True, n_generality: int = 64) -> list[str]:
-    "Register an extraction folder (run/, transcoders/, circuits/, task_circuit.json, summary.json); returns the circuit ids."
+def add_extraction(self: Catalog, out_dir, validate: bool = True) -> list[str]:
+    "Register an extraction folder (`circuits.save_circuits`): its task circuits, the primary entries, and its prompt circuits, their evidence."
     from algocircuits.train import load_run
     from algocircuits.transcoders import load_transcoders, feature_activations, top_examples
     from algocircuits.attribution import Circuit, mean_activations, circuit_faithfulness
+    from algocircuits.circuits import CircuitRunner, cross_task_validation, _parse_feature_node
     out = Path(out_dir)
     for need in ("transcoders/transcoders.json", "transcoders/transcoders.safetensors", "summary.json", "task_circuit.json"):
         if not (out / need).is_file(): raise CatalogError(f"add_extraction: {out / need} is missing (not an extraction folder)")
+    task_circuits = [_task_circuit_file(f) for f in (out / "task_circuit.json", out / "task_circuit_units.json") if f.is_file()]
     summ = read_json(out / "summary.json")
     run_path = Path(summ.get("run_dir") or out / "run")   # the training run the circuits come from
     if not (run_path / "run.json").is_file(): raise CatalogError(f"add_extraction: {run_path / 'run.json'} is missing (the model's training run)")
     model_id, run_id = self.add_run(run_path)
-    tm = summ.get("transcoders", {})
-    tc_id = self.add_transcoders(out / "transcoders", model_id, tm)
+    tc_id = self.add_transcoders(out / "transcoders", model_id, summ.get("transcoders", {}))
     model, ds, _ = load_run(run_path); model = model.float().eval()
     tc = load_transcoders(out / "transcoders")
-    files = sorted((out / "circuits").glob("prompt_*.json"))
-    circuits = [(f"p{int(f.stem.split('_')[1]):03d}", Circuit.from_dict(read_json(f))) for f in files]
-    circuits.append(("task", Circuit.from_dict(read_json(out / "task_circuit.json"))))
     task = get_task(ds.config["task"])
-    means = mean_activations(model, tc, ds.tensors("all")[0]) if validate else None
-    xv, yv = ds.tensors("val")
-    gen_idx = torch.randperm(len(xv), generator=torch.Generator().manual_seed(1))[:n_generality]
-    feat_rows, circ_rows, acts_cache = {}, [], {}
-    for name, c in circuits:
-        feats = c.features()
+    prompts = [(f"p{int(f.stem.split('_')[1]):03d}", Circuit.from_dict(read_json(f))) for f in sorted((out / "circuits").glob("prompt_*.json"))]
+    means = mean_activations(model, tc, ds.tensors("train")[0]) if validate else None
+    xv, yv = ds.tensors("val") if "val" in ds.splits else ds.tensors("test")
+    gen_idx = torch.randperm(len(xv), generator=torch.Generator().manual_seed(1))[:64]
+    feat_rows, rows, acts_cache = {}, [], {}
+    def examples(feats):
         ex = {}
-        if validate:
-            for l, p, f in feats[:12]:
-                if (l, p) not in acts_cache: acts_cache[(l, p)] = feature_activations(model, tc, ds, layer=l, position=p)
-                ex[f"L{l}/p{p}/f{f}"] = top_examples(ds, acts_cache[(l, p)], f, k=5).to_dict("records")
-                fid = f"{tc_id}:{l}:{f}"
-                feat_rows.setdefault(fid, dict(feature_id=fid, transcoder_id=tc_id, layer=l, feature=f, label=None, top_examples=ex[f"L{l}/p{p}/f{f}"]))
-        fmeans = {f"L{l}/p{p}/f{f}": float(means[0][l][p, f]) for l, p, f in feats} if validate else {}
+        for l, p, f in feats[:12]:
+            if (l, p) not in acts_cache: acts_cache[(l, p)] = feature_activations(model, tc, ds, layer=l, position=p)
+            ex[f"L{l}/p{p}/f{f}"] = top_examples(ds, acts_cache[(l, p)], f, k=5).to_dict("records")
+            fid = f"{tc_id}:{l}:{f}"
+            feat_rows.setdefault(fid, dict(feature_id=fid, transcoder_id=tc_id, layer=l, feature=f, label=None, top_examples=ex[f"L{l}/p{p}/f{f}"]))
+        return ex
+    meta = lambda kind: dict(code=code_version(), created=_now(), extraction=str(out.resolve()), run_dir=str(run_path.resolve()), run_id=run_id,
+                             validation=str((out / "summary.json").resolve()), kind=kind)
+    common = lambda: dict(task_name=task.name, task_description=task.description, model_id=model_id, transcoder_id=tc_id,
+                          model_architecture=model.cfg.to_dict(), training_details=summ.get("training"), input_type="tokens", output_type="token",
+                          created=_now())
+    prompt_ids = [f"{task.name}:{model_id[:6]}:{name}" for name, _ in prompts]
+    for cid, (name, c) in zip(prompt_ids, prompts):   # evidence: one answer each
+        feats = c.features()
         gen = circuit_faithfulness(model, tc, xv[gen_idx], yv[gen_idx], [c], means) if validate else None
-        own, correct = c.scores.get("faithfulness"), c.scores.get("circuit_correct")
-        if own is None and validate and name != "task":  # extractions made before per-circuit scores were stored
-            xi, yi = torch.tensor([ds.vocab.encode(c.prompt)]), torch.tensor([ds.vocab.encode([c.target])])
-            alt = next(int(v) for v in yv[:, 0] if int(v) != int(yi[0, 0]))
-            f1 = circuit_faithfulness(model, tc, xi, yi, [c], means, corrupt=torch.tensor([alt]))
-            own, correct = f1["faithfulness"], f1["circuit_accuracy"] == 1.0
-        perf = dict(faithfulness=own if name != "task" else summ.get("circuits", {}).get("faithfulness_task_circuit"),
-                    circuit_correct=correct, replacement_score=c.scores.get("replacement_score"),
-                    completeness_score=c.scores.get("completeness_score"), influence_kept=c.scores.get("influence_kept"),
-                    held_out_faithfulness=None if gen is None else gen["faithfulness"], held_out_accuracy=None if gen is None else gen["circuit_accuracy"])
-        if name == "task": perf["faithfulness"] = perf["held_out_faithfulness"] if perf["faithfulness"] is None else perf["faithfulness"]
-        cid = f"{task.name}:{model_id[:6]}:{name}"
-        circ_rows.append(dict(
-            circuit_id=cid, task_name=task.name, task_description=task.description, model_id=model_id, transcoder_id=tc_id,
-            model_architecture=model.cfg.to_dict(), training_details=summ.get("training"), circuit_structure=c.to_dict(),
-            interpretation=(f"{task.name}: answer '{c.target}' to '{' '.join(c.prompt)}' through {len(feats)} features" if name != "task"
-                            else f"{task.name}: the features shared by {c.scores.get('n_prompts')} prompt circuits"),
-            activation_examples=ex, performance_metrics=perf, faithfulness=perf["faithfulness"],
-            circuit_accuracy=perf["held_out_accuracy"] if name == "task" else (None if perf["circuit_correct"] is None else float(perf["circuit_correct"])),
-            n_features=len(feats), interface_definition=interface_definition(ds, model.cfg.to_dict(), feats, fmeans),
-            input_type="tokens", output_type="token", tags=list(task.tags) + [_complexity(len(feats))], complexity=_complexity(len(feats)),
-            generality_score=None if gen is None else gen["faithfulness"],
-            metadata=dict(code=code_version(), created=_now(), extraction=str(out.resolve()), run_dir=str(run_path.resolve()), run_id=run_id,
-                          validation=str((out / "summary.json").resolve()), kind="task" if name == "task" else "prompt"),
-            created=_now()))
-    self._write({"features": list(feat_rows.values()), "circuits": circ_rows})
-    return [r["circuit_id"] for r in circ_rows]
+        perf = dict(faithfulness=c.scores.get("faithfulness"), circuit_correct=c.scores.get("circuit_correct"),
+                    replacement_score=c.scores.get("replacement_score"), completeness_score=c.scores.get("completeness_score"),
+                    influence_kept=c.scores.get("influence_kept"), held_out_faithfulness=None if gen is None else gen["faithfulness"],
+                    held_out_accuracy=None if gen is None else gen["circuit_accuracy"])
+        fmeans = {f"L{l}/p{p}/f{f}": float(means[0][l][p, f]) for l, p, f in feats} if validate else {}
+        rows.append(dict(common(), circuit_id=cid, kind="prompt", granularity="features", method="attribution graph",
+                         circuit_structure=c.to_dict(), interpretation=f"{task.name}: answer '{c.target}' to '{' '.join(c.prompt)}' through {len(feats)} features",
+                         activation_examples=examples(feats) if validate else {}, performance_metrics=perf, faithfulness=perf["faithfulness"],
+                         circuit_accuracy=None if perf["circuit_correct"] is None else float(perf["circuit_correct"]), n_features=len(feats),
+                         held_out_faithfulness=perf["held_out_faithfulness"], held_out_accuracy=perf["held_out_accuracy"],
+                         interface_definition=interface_definition(ds, model.cfg.to_dict(), feats, fmeans),
+                         tags=list(task.tags) + ["Highly_Specialized"], complexity="Highly_Specialized",   # one answer: the most specialized circuit there is
+                         generality_score=None if gen is None else max(0.0, min(1.0, gen["faithfulness"])), metadata=meta("prompt")))
+    for tcirc in task_circuits:   # the primary entries: the task computed by one circuit
+        feats = [(k[1], k[2], k[3]) for k in map(_parse_feature_node, tcirc.nodes) if k[0] == "F"] if tcirc.granularity == "features" else []
+        cross = tcirc.info.get("cross_task") or (cross_task_validation(CircuitRunner(model, tcirc, ds, tc)) if validate else None)
+        h = tcirc.held_out; complexity = "Compound" if task.family == "synth" else "Primitive"
+        what = "transcoder features and error nodes" if tcirc.granularity == "features" else "heads and MLP neurons"
+        rows.append(dict(common(), circuit_id=f"{task.name}:{model_id[:6]}:task-{tcirc.granularity}", kind="task", granularity=tcirc.granularity,
+                         method=tcirc.method, circuit_structure=tcirc.to_dict(),
+                         interpretation=(f"{task.name}: the task's circuit of {what}, {tcirc.size} of {tcirc.n_total} ({tcirc.share:.1%}); held-out "
+                                         f"faithfulness {h['faithfulness']:.3f}, accuracy {h['accuracy']:.3f} (model {h['model_accuracy']:.3f})"),
+                         activation_examples=examples(feats) if validate else {},
+                         performance_metrics=dict(calibration=tcirc.calibration, held_out=h, cross_task=cross, target=tcirc.target,
+                                                  front=tcirc.front.to_dict("records")),
+                         faithfulness=h["faithfulness"], circuit_accuracy=h["accuracy"], n_features=tcirc.size, n_total=tcirc.n_total,
+                         size_share=tcirc.share, held_out_faithfulness=h["faithfulness"], held_out_accuracy=h["accuracy"], model_accuracy=h["model_accuracy"],
+                         evidence=prompt_ids, interface_definition=interface_definition(ds, model.cfg.to_dict(), feats, {}),
+                         tags=list(task.tags) + [complexity], complexity=complexity,
+                         generality_score=None if cross is None else cross["generality_score"], metadata=meta("task")))
+    self._write({"features": list(feat_rows.values()), "circuits": rows})
+    return [r["circuit_id"] for r in rows]
 
 # %% ../nbs/08_catalog.ipynb #1412cf5c
-_QUERY_KEYS = {"task", "tags", "text", "input_type", "min_faithfulness", "complexity", "limit"}
+_QUERY_KEYS = {"task", "tags", "text", "input_type", "min_faithfulness", "complexity", "kind", "granularity", "limit"}
+_KINDS = ("task", "prompt", "consensus")
 
 @patch
 def get_circuit(self: Catalog, circuit_id: str) -> dict:
@@ -283,10 +316,18 @@ def query_circuits(self: Catalog, task: str | None = None,          # exact task
                    input_type: str | None = None,        # e.g. "tokens"
                    min_faithfulness: float | None = None,
                    complexity: str | None = None,
+                   kind: str | None = "task",            # "task" (the task circuits, the default), "prompt" (their evidence), or None (all)
+                   granularity: str | None = None,       # "features" or "units"
                    limit: int = 100, **unknown) -> pd.DataFrame:
-    "Circuits matching every given filter, most faithful first."
+    "Circuits matching every given filter, most faithful first (held-out faithfulness for task circuits)."
     if unknown: raise CatalogError(f"query_circuits: unknown filter(s) {sorted(unknown)}; filters are {sorted(_QUERY_KEYS)}")
     where, args = [], []
+    if kind is not None:
+        if kind not in _KINDS: raise CatalogError(f"query_circuits: kind must be one of {_KINDS} or None, got {kind!r}")
+        where.append("c.kind = ?"); args.append(kind)
+    if granularity is not None:
+        if granularity not in ("features", "units"): raise CatalogError(f"query_circuits: granularity must be 'features' or 'units', got {granularity!r}")
+        where.append("c.granularity = ?"); args.append(granularity)
     if task is not None: where.append("c.task_name = ?"); args.append(task)
     if input_type is not None: where.append("c.input_type = ?"); args.append(input_type)
     if complexity is not None:
@@ -309,7 +350,8 @@ def query_circuits(self: Catalog, task: str | None = None,          # exact task
     sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY c.faithfulness DESC LIMIT ?"
     try: rows = [_dec(r) for r in self.db.query(sql, args + [int(limit)])]
     except sqlite3.OperationalError as e: raise CatalogError(f"query_circuits: malformed query ({e}); text is an FTS5 query, e.g. 'modular AND addition'") from None
-    cols = ["circuit_id", "task_name", "faithfulness", "circuit_accuracy", "n_features", "complexity", "tags", "generality_score", "interpretation"]
+    cols = ["circuit_id", "task_name", "kind", "granularity", "method", "faithfulness", "circuit_accuracy", "model_accuracy", "n_features",
+            "n_total", "size_share", "complexity", "tags", "generality_score", "interpretation"]
     return pd.DataFrame(rows, columns=list(TABLES["circuits"][0]))[cols] if rows else pd.DataFrame(columns=cols)
 
 @patch
@@ -354,11 +396,18 @@ class RunnableCircuit:
     "A cataloged circuit, ready to run: call it on prompts (token lists or id tensors) for answer logits."
     def __init__(self, row: dict, model, tc, ds):
         from algocircuits.attribution import Circuit, mean_activations, circuit_ablation
+        from algocircuits.circuits import TaskCircuit, CircuitRunner
         self.row, self.model, self.tc, self.ds = row, model, tc, ds
-        self.circuit = Circuit.from_dict(row["circuit_structure"])
         self.interface = row["interface_definition"]
-        self.means = mean_activations(model, tc, ds.tensors("all")[0])
-        self.ablation = circuit_ablation(self.circuit, model, tc, self.means)
+        self.kind = row.get("kind") or row.get("metadata", {}).get("kind", "prompt")
+        if self.kind == "task":   # the task circuit: units or features, the training split's means outside it
+            self.circuit = TaskCircuit.from_dict(row["circuit_structure"])
+            self.runner = CircuitRunner(model, self.circuit, ds, tc)
+        else:
+            self.circuit = Circuit.from_dict(row["circuit_structure"])
+            self.means = mean_activations(model, tc, ds.tensors("train")[0])
+            self.ablation = circuit_ablation(self.circuit, model, tc, self.means)
+            self.runner = None
     def encode(self, prompts) -> torch.Tensor:
         "Token lists -> ids, refusing tokens or lengths outside the interface."
         inp = self.interface["input"]; ok = set(inp["vocabulary"])
@@ -375,6 +424,7 @@ class RunnableCircuit:
     def __call__(self, x) -> torch.Tensor:
         from algocircuits.attribution import spliced_forward
         x = x if isinstance(x, torch.Tensor) else self.encode(x)
+        if self.runner is not None: return self.runner(x)[:, -1]
         return spliced_forward(self.model, self.tc, x, self.ablation)[:, -1]
     def predict(self, prompts) -> list[str]: return self.ds.vocab.decode(self(prompts).argmax(-1).tolist())
 
@@ -388,3 +438,12 @@ def load_circuit(self: Catalog, circuit_id: str) -> RunnableCircuit:
     if not run_dir.exists(): raise CatalogError(f"load_circuit: the run {run_dir} of {circuit_id} is gone")
     model, ds, _ = load_run(run_dir); model = model.float().eval()
     return RunnableCircuit(row, model, load_transcoders(tcr["path"]), ds)
+
+@patch
+def task_circuit(self: Catalog, task: str, granularity: str | None = None) -> dict:
+    "The catalog row of a task's circuit: of its most recently cataloged model, the most faithful held out (or of one granularity)."
+    q = self.query_circuits(task=task, kind="task", granularity=granularity, limit=1000)
+    if q.empty: raise CatalogError(f"no task circuit of {task!r} in the catalog" + (f" at granularity {granularity!r}" if granularity else "")
+                                   + "; run the circuits stage (circuits.extract_circuits) and catalog it")
+    rows = [self.get_circuit(c) for c in q.circuit_id]
+    return max((r for r in rows if r["model_id"] == max(rows, key=lambda r: r["created"])["model_id"]), key=lambda r: r["faithfulness"] or -1e9)

@@ -116,7 +116,8 @@ def stage_circuits(out_dir, size: str = "small", seed: int = 0, device: str = "c
     "Transcoders for the train stage's model, attribution graphs for held-out prompts, circuits validated by ablation."
     from algocircuits.train import load_run
     from algocircuits.transcoders import TranscoderConfig, train_transcoders, transcoder_metrics, save_transcoders
-    from algocircuits.attribution import extract_task_circuits, save_extraction, plot_circuit
+    from algocircuits.attribution import plot_circuit
+    from algocircuits.circuits import extract_circuits, save_circuits
     task = task or ("add_mod_97" if size == "full" else "add_mod_47")
     run_dir = Path(out_dir) / "train" / f"{task}_s{seed}"
     if not (run_dir / "run.json").exists(): raise ValueError(f"stage circuits: no trained run at {run_dir}; run the train stage first")
@@ -127,8 +128,8 @@ def stage_circuits(out_dir, size: str = "small", seed: int = 0, device: str = "c
     tc_path = save_transcoders(tc, out / "transcoders", task=task, model_run=str(run_dir))
     # node threshold 0.99: circuit-tracer's 0.8 makes readable graphs, but circuits that faithful under ablation need more
     # of the influence (reports/benchmarks/circuit_thresholds.json: faithfulness 0.76 -> 0.94 on add_mod_97)
-    ext = extract_task_circuits(model, tc, ds, n_prompts=n_prompts or 32, node_threshold=0.99, seed=seed)
-    save_extraction(ext, out, transcoders_path=tc_path)
+    ext = extract_circuits(model, tc, ds, n_prompts=n_prompts or (16 if size == "small" else 32), node_threshold=0.99, target=0.9, seed=seed)
+    save_circuits(ext, out, transcoders_path=tc_path)
     info = json.loads((run_dir / "run.json").read_text())
     (out / "summary.json").write_text(json.dumps(dict(  # the shape circuit_notebooks/extract_circuit writes: what the catalog reads
         task=task, run_dir=str(run_dir.resolve()), training=info.get("summary"), transcoders=dict(path=str(tc_path), **tm),
@@ -136,10 +137,12 @@ def stage_circuits(out_dir, size: str = "small", seed: int = 0, device: str = "c
     import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
     ax = plot_circuit(ext["circuits"][0], title=f"{task}: {' '.join(ext['circuits'][0].prompt)} -> {ext['circuits'][0].target}")
     ax.figure.savefig(out / "circuit.png", dpi=90); plt.close(ax.figure)
-    s = ext["summary"]
+    s = ext["summary"]; tcs = ext["task_circuits"]
     return dict(task=task, transcoder_fve=round(tm["fve"], 4), transcoder_l0=round(tm["l0"], 2), replacement_accuracy=round(tm["replacement_accuracy"], 4),
-                nodes_kept=float(s["nodes_kept"]), edges_kept=float(s["edges_kept"]), replacement_score=round(float(s["replacement_score"]), 3),
-                faithfulness_per_prompt=round(float(s["faithfulness_per_prompt"]), 3), faithfulness_task_circuit=round(float(s["faithfulness_task_circuit"]), 3),
+                prompt_circuits=len(ext["circuits"]), faithfulness_per_prompt=round(float(s["faithfulness_per_prompt"]), 3),
+                **{f"task_circuit_{k}": dict(size=c.size, of=c.n_total, share=round(c.share, 4), held_out_faithfulness=round(c.held_out["faithfulness"], 3),
+                                             held_out_accuracy=round(c.held_out["accuracy"], 4), model_accuracy=round(c.held_out["model_accuracy"], 4),
+                                             generality=round(c.info["cross_task"]["generality_score"], 3)) for k, c in tcs.items()},
                 out=str(out))
 
 def stage_catalog(out_dir, size: str = "small", seed: int = 0) -> dict:
@@ -148,13 +151,14 @@ def stage_catalog(out_dir, size: str = "small", seed: int = 0) -> dict:
     cat, added, skipped = build_catalog(out_dir)
     tasks = cat.db.execute("SELECT count(DISTINCT task_name) FROM circuits").fetchone()[0]
     q = cat.query_circuits(min_faithfulness=0.9, limit=1000)
-    res = dict(db=str(cat.path), circuits=cat.db["circuits"].count, tasks=tasks, added_now=len(added), skipped=len(skipped),
+    res = dict(db=str(cat.path), circuits=cat.db["circuits"].count, task_circuits=len(cat.query_circuits(limit=10000)), tasks=tasks,
+               added_now=len(added), skipped=len(skipped),
                faithful_0_9=len(q), by_task=cat.query_circuits(limit=10000).groupby("task_name").size().to_dict())
     cat.close()
     return res
 
 def stage_compose(out_dir, size: str = "small", seed: int = 0, task: str | None = None, max_inputs: int = 200_000) -> dict:
-    "Compose the cataloged circuits of the trained task into a deeper program ((a+b)+c), measure it on every input, store it."
+    "Compose the trained task's cataloged task circuit into a deeper program ((a+b)+c), measure it on every input, store it."
     import itertools
     import numpy as np
     from algocircuits.catalog import Catalog
@@ -173,7 +177,9 @@ def stage_compose(out_dir, size: str = "small", seed: int = 0, task: str | None 
         base = circ.run([[str(a) for a, _ in itertools.product(range(p), repeat=2)], [str(b) for _, b in itertools.product(range(p), repeat=2)]])[0]
         acc_base = float(np.mean([t == str((a + b) % p) for t, (a, b) in zip(base, itertools.product(range(p), repeat=2))]))
         pid = save_program(cat, f"(a+b)+c mod {p}", Program(src, {"add": circ}), dict(accuracy=acc_c, inputs=len(inputs), whole_model_accuracy=acc_m))
-    return dict(program=pid, task=f"(a+b)+c mod {p}", circuit=circ.circuit_id, prompt_circuits=len(circ.circuit_ids), inputs=len(inputs),
+    tcirc = circ.runner.circuit
+    return dict(program=pid, task=f"(a+b)+c mod {p}", circuit=circ.circuit_id, granularity=tcirc.granularity, circuit_size=tcirc.size,
+                circuit_share=round(tcirc.share, 4), inputs=len(inputs),
                 circuit_accuracy_base_task=round(acc_base, 4), composed_circuit_accuracy=round(acc_c, 4), composed_whole_model_accuracy=round(acc_m, 4))
 
 STAGES = {"tasks": stage_tasks, "grids": stage_grids, "train": stage_train, "sweep": stage_sweep, "compress": stage_compress,

@@ -22,9 +22,12 @@ class Module:
     def __init__(self, name: str, model, ds,            # the model (float, eval) and the task dataset it was trained on
                  interface: dict | None = None,         # catalog interface_definition (computed from ds if None)
                  tc=None, ablation=None,                 # transcoders + Ablation: run as the circuit (everything else mean-ablated)
-                 circuit_id: str | None = None, tags=()):
+                 circuit_id: str | None = None, tags=(),
+                 runner=None):                           # a circuits.CircuitRunner: run as that task circuit
         from algocircuits.catalog import interface_definition
         self.name, self.model, self.ds, self.tc, self.ablation, self.circuit_id, self.tags = name, model, ds, tc, ablation, circuit_id, tuple(tags)
+        self.runner = runner
+        self.size = None if runner is None else runner.circuit.size          # nodes of the task circuit (None: a prompt circuit or the model)
         self.interface = interface or interface_definition(ds, model.cfg.to_dict(), [], {})
         fmt = self.interface["input"]["format"].split()
         self.format, self.slots = fmt, [i for i, t in enumerate(fmt) if t.startswith("x")]
@@ -39,22 +42,17 @@ class Module:
     def from_catalog(cls, cat, circuit_id: str, name: str | None = None) -> "Module":
         "A cataloged circuit as a module (the model with everything outside the circuit mean-ablated)."
         rc = cat.load_circuit(circuit_id)
-        return cls(name or rc.row["task_name"], rc.model, rc.ds, rc.interface, rc.tc, rc.ablation, circuit_id, rc.row.get("tags") or ())
+        return cls(name or rc.row["task_name"], rc.model, rc.ds, rc.interface, rc.tc, getattr(rc, "ablation", None), circuit_id,
+                   rc.row.get("tags") or (), runner=rc.runner)
 
     @classmethod
-    def from_catalog_task(cls, cat, task: str, name: str | None = None) -> "Module":
-        "The union of every prompt circuit of a task's (latest) cataloged model, as one module: the task computed by its circuits."
-        from algocircuits.attribution import Circuit, circuit_ablation
-        rows = list(cat.db.query("SELECT circuit_id, model_id, circuit_structure, metadata FROM circuits WHERE task_name = ? ORDER BY created DESC", [task]))
-        if not rows: raise CompositionError(f"no cataloged circuit of task {task!r}")
-        model_id = rows[0]["model_id"]
-        prompt = [r for r in rows if r["model_id"] == model_id and json.loads(r["metadata"] or "{}").get("kind") == "prompt"]
-        if not prompt: raise CompositionError(f"task {task!r} has no prompt circuits in the catalog")
-        rc = cat.load_circuit(prompt[0]["circuit_id"])
-        ablation = circuit_ablation([Circuit.from_dict(json.loads(r["circuit_structure"])) for r in prompt], rc.model, rc.tc, rc.means)
-        m = cls(name or task, rc.model, rc.ds, rc.interface, rc.tc, ablation, f"{task}:{model_id[:6]}:union{len(prompt)}", rc.row.get("tags") or ())
-        m.circuit_ids = [r["circuit_id"] for r in prompt]
-        return m
+    def from_catalog_task(cls, cat, task: str, name: str | None = None,
+                          granularity: str | None = None) -> "Module":   # "features", "units", or None: the more faithful held out
+        "The task's cataloged circuit (of its latest model) as a module: the task computed by that circuit alone."
+        from algocircuits.catalog import CatalogError
+        try: row = cat.task_circuit(task, granularity)
+        except CatalogError as e: raise CompositionError(str(e)) from None
+        return cls.from_catalog(cat, row["circuit_id"], name or task)
 
     @property
     def arity(self) -> int: return len(self.slots)
@@ -104,7 +102,8 @@ class Module:
             return e
         def read_resid(r, hook): resid["final"] = r[:, -1].float(); return r
         hooks = ([("hook_embed", set_embed)] if latents else []) + [(f"blocks.{L - 1}.hook_resid_post", read_resid)]
-        if self.tc is None: logits = self.model.run_with_hooks(x, fwd_hooks=hooks)[:, -1]
+        if self.runner is not None: logits = self.runner(x, extra_hooks=hooks)[:, -1]
+        elif self.tc is None: logits = self.model.run_with_hooks(x, fwd_hooks=hooks)[:, -1]
         else:
             from algocircuits.attribution import spliced_forward
             logits = spliced_forward(self.model, self.tc, x, self.ablation, extra_hooks=hooks)[:, -1]

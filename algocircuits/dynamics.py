@@ -23,9 +23,8 @@ from .attribution import Circuit, replacement_model, attribution_graph, extract_
 __all__ = ['FOURIER_OPS', 'RULE_COLORS', 'fourier_table', 'fourier_directions', 'key_frequencies', 'progress_measures',
            'transcoder_params', 'finetune_transcoders', 'match_features', 'circuit_keys', 'weighted_jaccard',
            'graph_similarity', 'probe_set', 'checkpoint_circuits', 'circuit_timeline', 'stabilization_step',
-           'compare_to_grokking', 'plot_timeline', 'unit_hooks', 'node_attributions', 'circuit_units', 'ablate_except',
-           'circuit_signal', 'circuit_fired_at', 'CircuitStopRule', 'CircuitReweighter', 'stopping_points',
-           'plot_stopping']
+           'compare_to_grokking', 'plot_timeline', 'circuit_signal', 'circuit_fired_at', 'CircuitStopRule',
+           'CircuitReweighter', 'stopping_points', 'plot_stopping']
 
 # %% ../nbs/14_dynamics.ipynb #75e99b03
 FOURIER_OPS = ("add", "sub")   # the ops whose answer is a function of a + b or a - b, so Fourier over that sum applies
@@ -426,88 +425,9 @@ def plot_timeline(tl: pd.DataFrame,                 # a circuit_timeline
     return fig
 
 # %% ../nbs/14_dynamics.ipynb #43644479
-def unit_hooks(model: Transformer) -> list:
-    "(hook name, node prefix, kind) for the units whose attributions `node_attributions` computes: heads and MLP neurons."
-    if getattr(model.cfg, "moe_experts", 0) or getattr(model.cfg, "num_experts", None): raise ValueError("node_attributions: Mixture-of-Experts MLPs are not supported (use a dense-MLP model)")
-    out = []
-    for l in range(model.cfg.n_layers):
-        out.append((f"blocks.{l}.attn.hook_z", f"L{l}.H", "head"))
-        out.append((f"blocks.{l}.mlp.hook_post", f"L{l}.N", "neuron"))
-    return out
-
-def _answer_metric(logits, ans, alt):  # logits [N, V] at the answer position; per-example metric [N]
-    if alt is None: return logits.log_softmax(-1).gather(1, ans[:, None])[:, 0]
-    return logits.gather(1, ans[:, None])[:, 0] - logits.gather(1, alt[:, None])[:, 0]
-
-def _check_probes(model, x, ans, alt, fn):
-    if x.ndim != 2: raise ValueError(f"{fn}: x must be token ids [N, T], got shape {tuple(x.shape)}")
-    if ans.shape != (len(x),): raise ValueError(f"{fn}: ans must hold one answer token per prompt, shape ({len(x)},), got {tuple(ans.shape)}")
-    if alt is not None and alt.shape != ans.shape: raise ValueError(f"{fn}: alt must have ans's shape {tuple(ans.shape)}, got {tuple(alt.shape)}")
-    V = getattr(model.cfg, "vocab_size", None) or model.cfg.d_vocab   # ours or a TransformerLens HookedTransformer
-    for name, t in (("ans", ans), ("alt", alt)):
-        if t is not None and (int(t.min()) < 0 or int(t.max()) >= V): raise ValueError(f"{fn}: {name} token ids must lie in [0, {V})")
-
-def node_attributions(model: Transformer,          # a dense-MLP Transformer, or a TransformerLens HookedTransformer (same hook names)
-                      x: torch.Tensor,             # prompts [N, T]; the answer is predicted at the last position
-                      ans: torch.Tensor,           # the right answer token per prompt [N]
-                      alt: torch.Tensor | None = None,  # a wrong answer per prompt [N]: metric = logit diff; None: log p(ans)
-                      reduce: str = "mean",        # "mean": the signed mean effect; "abs_mean": mean |effect| per prompt; "none": [N, units]
-                      ) -> pd.Series | pd.DataFrame:
-    "Attribution-patching estimate of each head's and MLP neuron's mean-ablation effect on the answer metric."
-    if reduce not in ("mean", "abs_mean", "none"): raise ValueError(f"node_attributions: reduce must be 'mean', 'abs_mean' or 'none', got {reduce!r}")
-    _check_probes(model, x, ans, alt, "node_attributions")
-    dev = next(model.parameters()).device
-    x, ans = x.to(dev), ans.to(dev); alt = alt.to(dev) if alt is not None else None
-    acts, was_training = {}, model.training
-    def keep(t, hook):  # a frozen model's first activation becomes a leaf, so the gradient still reaches every unit
-        if not t.requires_grad: t = t.detach().requires_grad_(True)
-        acts[hook.name] = t; return t
-    hooks = unit_hooks(model)
-    model.eval()
-    try:
-        with torch.enable_grad(), model.hooks(fwd_hooks=[(h, keep) for h, _, _ in hooks]):
-            logits = model(x)[:, -1, :].float()
-            # gradients for the activations only: no weight gradients computed, none left on the parameters
-            grads = dict(zip(acts, torch.autograd.grad(_answer_metric(logits, ans, alt).mean(), list(acts.values()))))
-    finally: model.train(was_training)
-    vals, names = [], []
-    for h, prefix, kind in hooks:
-        a, g = acts[h].detach().float(), grads[h].float()
-        eff = ((a - a.mean(0, keepdim=True)) * g)                     # [N, T, H, dh] or [N, T, F]
-        eff = eff.sum(dim=(1, 3)) if kind == "head" else eff.sum(1)   # [N, units]; the grads carry the 1/N of the mean
-        vals.append(eff.cpu() * len(x)); names += [f"{prefix}{i}" for i in range(eff.shape[1])]
-    per = torch.cat(vals, 1).numpy()                                  # per prompt and unit
-    if reduce == "none": return pd.DataFrame(per, columns=names)
-    return pd.Series(per.mean(0) if reduce == "mean" else np.abs(per).mean(0), index=names, name="attribution")
+from .circuits import unit_hooks, node_attributions, circuit_units, ablate_except, _answer_metric   # one home for unit circuits
 
 # %% ../nbs/14_dynamics.ipynb #e09ac6f6
-def circuit_units(attr: pd.Series,        # node_attributions
-                  coverage: float = 0.9,  # share of the total |attribution| the circuit must hold
-                  ) -> list:
-    "The fewest units (strongest first) whose |attribution| sums to `coverage` of the total."
-    if not 0 < coverage <= 1: raise ValueError(f"circuit_units: coverage must be in (0, 1], got {coverage}")
-    a = attr.abs().sort_values(ascending=False, kind="stable")   # ties keep the units' order
-    if a.sum() == 0: return []
-    n = int(np.searchsorted(a.cumsum().values / a.sum(), coverage - 1e-12) + 1)
-    return list(a.index[:min(n, len(a))])
-
-def ablate_except(model: Transformer,   # the model
-                  x: torch.Tensor,      # prompts [N, T]
-                  keep,                 # unit names to keep; every other head and neuron is mean-ablated
-                  ) -> torch.Tensor:
-    "Logits [N, T, V] with every unit outside `keep` set to its mean over x (per position)."
-    keep, fwd = set(keep), []
-    for h, prefix, kind in unit_hooks(model):
-        def ablate(t, hook, prefix=prefix, kind=kind):
-            n = t.shape[2]
-            drop = torch.tensor([f"{prefix}{i}" not in keep for i in range(n)], device=t.device)
-            if not drop.any(): return t
-            m = t.mean(0, keepdim=True).expand_as(t)
-            mask = drop.view(1, 1, n, 1) if kind == "head" else drop.view(1, 1, n)
-            return torch.where(mask, m, t)
-        fwd.append((h, ablate))
-    with torch.no_grad(): return model.run_with_hooks(x.to(next(model.parameters()).device), fwd_hooks=fwd)
-
 def circuit_signal(model: Transformer,     # the model now
                    x: torch.Tensor,        # probe prompts [N, T] (training examples)
                    ans: torch.Tensor,      # their answers [N]

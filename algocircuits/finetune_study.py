@@ -14,17 +14,18 @@ import torch
 import torch.nn.functional as F
 from .model import Transformer, TransformerConfig, load_model
 from .train import save_checkpoint
-from .dynamics import weighted_jaccard, node_attributions, circuit_units
+from .dynamics import weighted_jaccard
+from .circuits import node_attributions, circuit_units, unit_names, unit_means, _unit_masks, _ablation_hooks
 
 # %% auto #0
 __all__ = ['SPECIALS', 'FUNCTION_WORDS', 'CONCEPTS', 'NOUNS', 'NOVEL_WORDS', 'SPATIAL', 'INVERSE', 'ADJECTIVES', 'KINDS',
            'CONCEPT_TRAIN_FRAMES', 'CONCEPT_TEST_FRAMES', 'PANELS', 'HUB_MODEL', 'Vocab', 'make_vocab',
            'pretrain_sentences', 'Example', 'novel_concepts', 'concept_examples', 'spatial_examples', 'PromptSet',
-           'candidates', 'encode_prompts', 'answer_logits', 'best_wrong', 'prompt_metrics', 'node_names',
-           'type_attributions', 'circuit_nodes', 'circuit_overlap', 'node_means', 'ablate_nodes', 'faithfulness',
-           'StudyConfig', 'checkpoint_schedule', 'encode_sentences', 'pretrain', 'finetune', 'load_checkpoint',
-           'study_data', 'spatial_breakdown', 'checkpoint_table', 'pretrain_model', 'run_seed', 'summarize',
-           'first_reach', 'formation_speed', 'summarize_trace', 'plot_study', 'hf_offline', 'load_hub_lm']
+           'candidates', 'encode_prompts', 'answer_logits', 'best_wrong', 'prompt_metrics', 'type_attributions',
+           'circuit_nodes', 'circuit_overlap', 'node_means', 'ablate_nodes', 'faithfulness', 'StudyConfig',
+           'checkpoint_schedule', 'encode_sentences', 'pretrain', 'finetune', 'load_checkpoint', 'study_data',
+           'spatial_breakdown', 'checkpoint_table', 'pretrain_model', 'run_seed', 'summarize', 'first_reach',
+           'formation_speed', 'summarize_trace', 'plot_study', 'hf_offline', 'load_hub_lm']
 
 # %% ../nbs/15_finetune_study.ipynb #3d4a1416
 SPECIALS = ("<pad>", "<bos>", "<eos>")
@@ -220,15 +221,8 @@ def prompt_metrics(model: torch.nn.Module, ps: PromptSet) -> dict:
     return dict(acc=float((ld > 0).float().mean()), logit_diff=float(ld.mean()), n=len(ps))
 
 # %% ../nbs/15_finetune_study.ipynb #8ba48c0b
-def node_names(n_layers: int, n_heads: int, d_mlp: int) -> list[str]:
-    "Node names in `node_attributions`' order: heads 'L0.H2' then neurons 'L0.N17', layer by layer."
-    return [n for l in range(n_layers) for n in [f"L{l}.H{h}" for h in range(n_heads)] + [f"L{l}.N{i}" for i in range(d_mlp)]]
-
-def _dims(model):
-    c = model.cfg; return c.n_layers, c.n_heads, c.d_mlp
-
 def type_attributions(model: Transformer, ps: PromptSet) -> pd.Series:
-    "Mean over a prompt set of `dynamics.node_attributions` (logit diff vs each prompt's best wrong answer), prompts grouped by length."
+    "Mean over a prompt set of `circuits.node_attributions` (logit diff vs each prompt's best wrong answer), prompts grouped by length."
     with torch.no_grad(): alt = best_wrong(answer_logits(model, ps).float(), ps).cpu()
     parts = []
     for p in ps.pos.unique().tolist():
@@ -242,7 +236,7 @@ def circuit_nodes(attr: pd.Series,   # node attributions
                   ) -> pd.Series:
     "The fewest nodes covering `frac` of the total |attribution|, with their |attribution|, largest first."
     if not 0 < frac <= 1: raise ValueError(f"circuit_nodes: frac must be in (0, 1], got {frac}")
-    return attr.abs()[circuit_units(attr, frac)]   # 14_dynamics' circuit, with its weights
+    return attr.abs()[circuit_units(attr, frac)]   # circuits.circuit_units (the coverage rule), with its weights
 
 def circuit_overlap(a: pd.Series, b: pd.Series) -> float:
     "Weighted Jaccard of two circuits' |attribution| weights."
@@ -250,46 +244,29 @@ def circuit_overlap(a: pd.Series, b: pd.Series) -> float:
 
 # %% ../nbs/15_finetune_study.ipynb #3548f975
 def node_means(model: torch.nn.Module, ps: PromptSet) -> dict:
-    "Per-position mean of each layer's head outputs [T, H, D] and neuron activations [T, d_mlp] over the prompts with a real token there."
-    L, H, M = _dims(model); dev = _device(model)
-    names = [f"blocks.{l}.{h}" for l in range(L) for h in ("attn.hook_z", "mlp.hook_post")]
-    acts = {}
-    with torch.no_grad(), model.hooks(fwd_hooks=[(n, lambda t, hook: acts.__setitem__(hook.name, t)) for n in names]):
-        model(ps.x.to(dev))
-    real = (torch.arange(ps.x.shape[1])[None, :] <= ps.pos[:, None]).to(dev).float()   # [N, T]
-    cnt = real.sum(0).clamp(min=1)
-    return {n: torch.einsum("nt,nt...->t...", real, a) / cnt.view(-1, *[1] * (a.dim() - 2)) for n, a in acts.items()}
+    "`circuits.unit_means` over the prompts, each position counted only where a prompt has a real token."
+    real = torch.arange(ps.x.shape[1])[None, :] <= ps.pos[:, None]   # [N, T]
+    return unit_means(model, ps.x, real)
 
 def ablate_nodes(model: torch.nn.Module, ps: PromptSet,
-                 nodes: Sequence[str],     # node names to replace by their mean
+                 nodes: Sequence[str],     # unit names to replace by their mean
                  means: dict | None = None,  # from node_means (default: computed on ps)
                  ) -> dict:
-    "prompt_metrics with the given head outputs / neurons mean-ablated at every position."
+    "prompt_metrics with the given head outputs / neurons mean-ablated at every position (`circuits`' ablation hooks)."
     means = node_means(model, ps) if means is None else means
-    L, H, M = _dims(model); by_hook = {}
-    for n in nodes:
-        l, kind_i = n.split("."); l = int(l[1:]); i = int(kind_i[1:])
-        if kind_i[0] not in "HN" or not 0 <= l < L or not 0 <= i < (H if kind_i[0] == "H" else M): raise ValueError(f"ablate_nodes: no node {n!r} in this model")
-        by_hook.setdefault(f"blocks.{l}.{'attn.hook_z' if kind_i[0] == 'H' else 'mlp.hook_post'}", []).append(i)
-    def make(name, idx):
-        idx = torch.tensor(idx)
-        def f(t, hook):
-            t = t.clone(); T = t.shape[1]
-            if t.dim() == 4: t[:, :, idx] = means[name][:T, idx].to(t)
-            else: t[..., idx] = means[name][:T, idx].to(t)
-            return t
-        return f
-    with model.hooks(fwd_hooks=[(n, make(n, idx)) for n, idx in by_hook.items()]):
+    masks = _unit_masks(model, None)
+    for k, v in _unit_masks(model, nodes).items(): masks[k] = masks[k] & ~v   # keep every unit but the given ones
+    with model.hooks(fwd_hooks=_ablation_hooks(model, masks, means)):
         return prompt_metrics(model, ps)
 
 def faithfulness(model: torch.nn.Module, ps: PromptSet, circuit: pd.Series) -> dict:
     "Clean metrics, metrics with every node outside the circuit mean-ablated, and with the circuit itself mean-ablated."
-    L, H, M = _dims(model); means = node_means(model, ps)
-    inside = set(circuit.index); outside = [n for n in node_names(L, H, M) if n not in inside]
+    means = node_means(model, ps); units = unit_names(model)
+    inside = set(circuit.index); outside = [n for n in units if n not in inside]
     clean, keep, knock = prompt_metrics(model, ps), ablate_nodes(model, ps, outside, means), ablate_nodes(model, ps, list(inside), means)
-    empty = ablate_nodes(model, ps, node_names(L, H, M), means)
+    empty = ablate_nodes(model, ps, units, means)
     span = clean["logit_diff"] - empty["logit_diff"]
-    return dict(n_nodes=L * (H + M), circuit_size=len(inside), acc=clean["acc"], logit_diff=clean["logit_diff"],
+    return dict(n_nodes=len(units), circuit_size=len(inside), acc=clean["acc"], logit_diff=clean["logit_diff"],
                 circuit_only_acc=keep["acc"], circuit_only_logit_diff=keep["logit_diff"],
                 retained=keep["logit_diff"] / clean["logit_diff"] if clean["logit_diff"] else float("nan"),
                 faithfulness=(keep["logit_diff"] - empty["logit_diff"]) / span if span else float("nan"),

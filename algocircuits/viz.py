@@ -146,6 +146,25 @@ const COLORS = {feature: '#f0a040', error: '#999', token: '#4a4', logit: '#a4c'}
   const row = rows[0], cs = JSON.parse(row.circuit_structure), perf = JSON.parse(row.performance_metrics || '{}');
   const ex = JSON.parse(row.activation_examples || '{}'), itf = JSON.parse(row.interface_definition || '{}');
   const means = (itf.latent || {}).feature_mean_activation || {};
+  if (cs.granularity) {   // a task circuit: its faithfulness-vs-size front, the chosen point, its nodes
+    document.getElementById('title').textContent = `${row.circuit_id}: the ${cs.granularity} circuit of ${row.task_name}`;
+    document.getElementById('meta').textContent = `${row.interpretation} · method ${cs.method} · generality ${fmt(row.generality_score)}`;
+    const svg = document.getElementById('graph'), W = +svg.getAttribute('width'), H = +svg.getAttribute('height');
+    const NS = 'http://www.w3.org/2000/svg', mk = (t, a) => { const e = document.createElementNS(NS, t); for (const k in a) e.setAttribute(k, a[k]); return e; };
+    const front = cs.front || [], lx = s => Math.log10(Math.max(s, 1e-4));
+    const x0 = lx(Math.min(...front.map(r => r.share), cs.nodes.length / cs.n_total)), x1 = 0;
+    const X = s => 60 + (lx(s) - x0) / Math.max(1e-9, x1 - x0) * (W - 100), Y = f => H - 40 - Math.max(-0.1, Math.min(1.1, f)) / 1.1 * (H - 80);
+    for (const [f, lab] of [[0, '0'], [0.9, '0.9'], [1, '1']]) { const t = mk('text', {x: 8, y: Y(f) + 4, 'class': 'axis'}); t.textContent = lab; svg.appendChild(t);
+      svg.appendChild(mk('line', {x1: 50, x2: W - 30, y1: Y(f), y2: Y(f), stroke: '#ddd'})); }
+    const t = mk('text', {x: W / 2, y: H - 8, 'class': 'axis', 'text-anchor': 'middle'}); t.textContent = 'share of all nodes (log) → faithfulness'; svg.appendChild(t);
+    for (const [key, color] of [['calib_faithfulness', '#f0a040'], ['held_faithfulness', '#36c']])
+      svg.appendChild(mk('polyline', {points: front.map(r => `${X(r.share)},${Y(r[key])}`).join(' '), fill: 'none', stroke: color, 'stroke-width': 2, 'class': 'front'}));
+    svg.appendChild(mk('circle', {cx: X(cs.nodes.length / cs.n_total), cy: Y(cs.held_out.faithfulness), r: 7, fill: '#a4c', 'class': 'node node-chosen'}));
+    const d = document.getElementById('detail'); d.innerHTML = '';
+    d.appendChild(el('p', {}, `${cs.nodes.length} of ${cs.n_total} nodes; held out: faithfulness ${fmt(cs.held_out.faithfulness)}, accuracy ${fmt(cs.held_out.accuracy)} (model ${fmt(cs.held_out.model_accuracy)}); orange: calibration, blue: held-out prompts.`));
+    d.appendChild(el('p', {'class': 'nodes'}, cs.nodes.slice(0, 300).join(' ') + (cs.nodes.length > 300 ? ' …' : '')));
+    document.body.dataset.rendered = cs.nodes.length; document.body.dataset.front = front.length; return;
+  }
   document.getElementById('title').textContent = `${row.circuit_id}: "${cs.prompt.join(' ')}" → ${cs.target}`;
   document.getElementById('meta').textContent = `${row.interpretation} · faithfulness ${fmt(perf.faithfulness)} · ` +
     `held-out faithfulness ${fmt(perf.held_out_faithfulness)} · replacement score ${fmt(cs.scores.replacement_score)} · ` +

@@ -1,7 +1,7 @@
-"""The complexity frontier of composition (issue 8): for composed modular tasks of growing depth
+"""The complexity frontier of composition: for composed modular tasks of growing depth
     depth 1: x0 + x1,  depth 2: (x0 + x1) * x2,  depth 3: ((x0 + x1) * x2) + x3,  ... (mod p)
 compare (i) one model of the base size (the size of each module) trained directly on the composed task, and (ii) the
-composed circuits of add_mod_p and mul_mod_p (trained once, extracted, cataloged, run as circuits). The single model
+composed task circuits of add_mod_p and mul_mod_p (trained once, their task circuits found and cataloged, run as circuits). The single model
 gets a budget of examples processed of `--budget-mult` times what training both modules took.
 
     PYTHONPATH=. python experiments/compose_frontier.py                 # CPU, ~5 minutes
@@ -18,7 +18,7 @@ from algocircuits.tasks import get_task
 from algocircuits.model import Transformer, TransformerConfig
 from algocircuits.train import train, TrainConfig, code_version, package_versions
 from algocircuits.transcoders import train_transcoders, TranscoderConfig, transcoder_metrics, save_transcoders
-from algocircuits.attribution import extract_task_circuits, save_extraction
+from algocircuits.circuits import extract_circuits, save_circuits
 from algocircuits.catalog import Catalog
 from algocircuits.compose import Module, Program
 
@@ -49,12 +49,16 @@ def build_modules(p, tmp, steps):
         cost += res.steps * len(ds.tensors("train")[0])
         tc = train_transcoders(res.model, ds, TranscoderConfig(steps=1500, d_transcoder=256, seed=0))
         save_transcoders(tc, Path(tmp) / op / "transcoders")
-        ext = extract_task_circuits(res.model, tc, ds, n_prompts=32, node_threshold=0.99, n_eval=64, min_share=0.0)
-        save_extraction(ext, Path(tmp) / op)
+        ext = extract_circuits(res.model, tc, ds, n_prompts=8, node_threshold=0.99, target=0.9, n_calib=384, n_held=384)
+        save_circuits(ext, Path(tmp) / op)
         (Path(tmp) / op / "summary.json").write_text(json.dumps(dict(training=dict(steps=res.steps), circuits=ext["summary"]), default=float))
-        ids[op] = next(i for i in cat.add_extraction(Path(tmp) / op) if i.endswith(":task"))
+        cat.add_extraction(Path(tmp) / op)
+        ids[op] = cat.task_circuit(f"{op}_mod_{p}")["circuit_id"]   # the task circuit (the granularity more faithful held out)
         print(f"{op}_mod_{p}: val acc {float(res.final['val_acc']):.3f} after {res.steps} steps", flush=True)
-    return {op: Module.from_catalog(cat, cid, name=op) for op, cid in ids.items()}, cost, ids
+    mods = {op: Module.from_catalog(cat, cid, name=op) for op, cid in ids.items()}
+    sizes = {op: dict(circuit=cid, granularity=m.runner.circuit.granularity, size=m.size, n_total=m.runner.circuit.n_total,
+                      share=m.runner.circuit.share, held_out=m.runner.circuit.held_out) for (op, cid), m in zip(ids.items(), mods.values())}
+    return mods, cost, ids, sizes
 
 
 def train_single(depth, p, vocab, budget_examples, batch, n_train, n_test, seed=0, lr=3e-3):
@@ -95,7 +99,7 @@ def main():
     p, depths = (11, [1, 2]) if a.smoke else (a.p, [int(d) for d in a.depths.split(",")])
     torch.use_deterministic_algorithms(True, warn_only=True)
     with tempfile.TemporaryDirectory() as tmp:
-        mods, cost, ids = build_modules(p, tmp, 200 if a.smoke else 3000)
+        mods, cost, ids, sizes = build_modules(p, tmp, 200 if a.smoke else 3000)
         vocab = list(mods["add"].ds.vocab.tokens)
         rows = []
         for d in depths:
@@ -106,7 +110,7 @@ def main():
             single = train_single(d, p, vocab, int(a.budget_mult * cost), 512, 100_000, a.n_test)
             rows.append(dict(depth=d, composed_acc=comp, single_model=single, chance=1 / p))
             print(json.dumps(rows[-1]), flush=True)
-    out = dict(benchmark="compose_frontier", p=p, model=MC, module_training_examples=cost, budget_mult=a.budget_mult, circuits=ids, rows=rows,
+    out = dict(benchmark="compose_frontier", p=p, model=MC, module_training_examples=cost, budget_mult=a.budget_mult, circuits=ids, circuit_sizes=sizes, rows=rows,
                device=platform.processor() or "cpu", torch=torch.__version__, code=code_version(), packages=package_versions(),
                date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     Path(a.out).parent.mkdir(parents=True, exist_ok=True); Path(a.out).write_text(json.dumps(out, indent=1, default=str))
