@@ -112,9 +112,10 @@ def evaluate(tasks: list[dict],                # from load_arc / generate_tasks
     "Solve every task; one row per task (solved, seconds, programs tried, the first program's steps and tags, ...)."
     if solver is not None: return pd.DataFrame([_run_solver(solver, t, n_demos) for t in tasks])
     jobs = [(t, solver_kw, n_demos) for t in tasks]
-    if workers <= 1: rows = [_run_one(j) for j in jobs]
+    from algocircuits.train import progress
+    if workers <= 1: rows = [_run_one(j) for j in progress(jobs, desc="tasks", unit="task")]
     else:
-        with mp.get_context("fork").Pool(workers) as pool: rows = list(pool.imap(_run_one, jobs, chunksize=1))
+        with mp.get_context("fork").Pool(workers) as pool: rows = list(progress(pool.imap(_run_one, jobs, chunksize=1), total=len(jobs), desc="tasks", unit="task"))
     return pd.DataFrame(rows)
 
 def summarize(df: pd.DataFrame) -> dict:

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from .model import Transformer, to_hooked_transformer
 from .tasks import TaskDataset
 from .transcoders import Transcoders, splice_transcoders
+from .train import progress
 
 # %% auto #0
 __all__ = ['hf_tokenizer', 'replacement_model', 'attribution_graph', 'Circuit', 'extract_circuit', 'Ablation', 'mean_activations',
@@ -325,7 +326,8 @@ def extract_task_circuits(model: Transformer, tc: Transcoders, ds: TaskDataset, 
     g = torch.Generator().manual_seed(seed); order = torch.randperm(len(xv), generator=g)
     pi, ei = order[:n_prompts], order[n_prompts:n_prompts + n_eval]
     means = mean_activations(model, tc, ds.tensors("all")[0])
-    circuits = [extract_circuit(attribution_graph(rm, xv[i], target=int(yv[i, 0])), node_threshold, edge_threshold, ds.vocab) for i in pi.tolist()]
+    circuits = [extract_circuit(attribution_graph(rm, xv[i], target=int(yv[i, 0])), node_threshold, edge_threshold, ds.vocab)
+                for i in progress(pi.tolist(), desc="attribution graphs", unit="prompt")]
     per = circuit_faithfulness(model, tc, xv[pi], yv[pi], circuits, means, per_example=True)
     for c, f1, ok in zip(circuits, per.pop("each"), per.pop("each_correct")): c.scores.update(faithfulness=f1, circuit_correct=bool(ok))
     tcirc = consensus_circuit(circuits, min_share)

@@ -4,19 +4,17 @@
 
 # %% ../nbs/90_cli.ipynb #bef5bd30
 from __future__ import annotations
-import argparse, json, os, sys, time, datetime, platform, subprocess
+import argparse, dataclasses, json, os, sys, tempfile, time, datetime, platform, subprocess, typing
 from pathlib import Path
 from importlib import metadata
 
 # %% auto #0
-__all__ = ['SIZES', 'STAGES', 'provenance', 'stage_tasks', 'stage_grids', 'stage_train', 'stage_sweep', 'stage_compress',
-           'stage_circuits', 'stage_catalog', 'stage_compose', 'run_pipeline', 'main', 'serve_main']
+__all__ = ['SIZES', 'TrainOverrides', 'ModelOverrides', 'STAGES', 'provenance', 'optional_fields', 'overrides', 'stage_tasks',
+           'stage_grids', 'stage_train', 'stage_sweep', 'stage_compress', 'stage_circuits', 'stage_catalog',
+           'stage_compose', 'run_pipeline', 'main', 'serve_main']
 
 # %% ../nbs/90_cli.ipynb #669c1e18
-SIZES = {  # how big each stage runs: "small" is the CPU main job, "full" the GPU-sized one
-    "small": dict(n_examples=5000),
-    "full":  dict(n_examples=20000),
-}
+SIZES = ("small", "full")   # "small": the CPU main job; "full": the GPU-sized one (the reference model and task)
 
 def provenance() -> dict:
     "Code version, package versions, machine and date: recorded with every run (the helpers of `algocircuits.train`)."
@@ -24,13 +22,44 @@ def provenance() -> dict:
     return dict(code=code_version(), packages=package_versions(), python=platform.python_version(), machine=platform.machine(),
                 date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
 
+def optional_fields(cls, exclude=(), name: str | None = None) -> type:
+    "A dataclass with `cls`'s fields, every one optional and None by default: the overrides of a stage's defaults (its flags)."
+    hints = typing.get_type_hints(cls)
+    fields = [(f.name, typing.Optional[hints[f.name]], dataclasses.field(default=None)) for f in dataclasses.fields(cls) if f.name not in exclude]
+    return dataclasses.make_dataclass(name or f"{cls.__name__}Overrides", fields)
+
+def overrides(base, over):   # a config dataclass; None, a dict or an optional_fields instance
+    "`base` with every field that `over` sets (not None) replaced."
+    if over is None: return base
+    d = over if isinstance(over, dict) else dataclasses.asdict(over)
+    known = {f.name for f in dataclasses.fields(base)}
+    bad = sorted(set(d) - known)
+    if bad: raise ValueError(f"unknown {type(base).__name__} field(s) {bad}")
+    return dataclasses.replace(base, **{k: (tuple(v) if k == "betas" else v) for k, v in d.items() if v is not None})
+
+from .train import TrainConfig
+from .model import TransformerConfig, model_preset, MODEL_PRESETS
+TrainOverrides = optional_fields(TrainConfig, exclude=("device", "seed"), name="TrainOverrides")
+ModelOverrides = optional_fields(TransformerConfig, exclude=("vocab_size", "n_ctx"), name="ModelOverrides")
+
+def _model(size: str, model: str | None, model_overrides) -> dict:
+    "The architecture of a stage: a named preset (default by size) with overrides."
+    d = model_preset(model or ("reference" if size == "full" else "cpu-small"))
+    extra = {} if model_overrides is None else {k: v for k, v in (model_overrides if isinstance(model_overrides, dict) else dataclasses.asdict(model_overrides)).items() if v is not None}
+    return {**d, **extra}
+
+def _task(size: str, task: str | None) -> str: return task or ("add_mod_97" if size == "full" else "add_mod_47")
+
 # %% ../nbs/90_cli.ipynb #5f194fd3
-def stage_tasks(out_dir, size: str = "small", seed: int = 0, names=None) -> dict:
+def stage_tasks(out_dir="reports", size: str = "small", seed: int = 0,
+                names: list[str] | None = None,     # tasks to tabulate (default: every registered default task)
+                n_examples: int | None = None,      # examples per task (default: 5,000 small, 20,000 full)
+                ) -> dict:
     "Generate and validate the task library: datasets (parquet), the task table, and a synthesis run."
     from algocircuits.tasks import task_table, synthesize_tasks
     out = Path(out_dir) / "tasks"; out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    tt = task_table(names, n=SIZES[size]["n_examples"], seed=seed, out_dir=out / "data")
+    tt = task_table(names, n=n_examples or (20000 if size == "full" else 5000), seed=seed, out_dir=out / "data")
     tt.to_csv(out / "task_table.csv", index=False)
     (out / "task_table.md").write_text(tt.to_markdown(index=False))
     acc, rej = synthesize_tasks(n=5, p=23, max_depth=3, seed=seed)
@@ -40,66 +69,88 @@ def stage_tasks(out_dir, size: str = "small", seed: int = 0, names=None) -> dict
                 rejected=len(rej), seconds=round(time.time() - t0, 1))
 
 # %% ../nbs/90_cli.ipynb #e91de49a
-def stage_grids(out_dir, size: str = "small", seed: int = 0) -> dict:
+def stage_grids(out_dir="reports", size: str = "small", seed: int = 0,
+                n_families: int = 5,                # grid task families in the gallery
+                ) -> dict:
     "Grid DSL: primitive count by tag and a gallery of generated grid tasks."
     from algocircuits import grid_dsl
     out = Path(out_dir) / "figures"; out.mkdir(parents=True, exist_ok=True)
-    names = grid_dsl.list_grid_tasks()[:5]
+    names = grid_dsl.list_grid_tasks()[:n_families]
     grid_dsl.save_grid_task_gallery(names, out / "grid_tasks.png", n=3, seed=seed)
     return dict(n_primitives=len(grid_dsl.PRIMITIVES), n_grid_tasks=len(grid_dsl.list_grid_tasks()),
                 gallery=str(out / "grid_tasks.png"), families=names)
 
 # %% ../nbs/90_cli.ipynb #135d7f67
-def stage_train(out_dir, size: str = "small", seed: int = 0, device: str = "cpu", task: str = "add_mod_47",
-                steps: int | None = None) -> dict:
-    "Train a small transformer until it groks (CPU-sized config), with metrics, curves, checkpoints and an offline W&B run."
-    from algocircuits.train import train, TrainConfig
-    big = size == "full"
-    mc = dict(n_layers=2, d_model=128, n_heads=4, d_mlp=512) if big else dict(n_layers=1, d_model=64, n_heads=4, d_mlp=256)
-    cfg = TrainConfig(steps=steps or (5000 if big else 1500), lr=3e-3, warmup_steps=50 if not big else 100, weight_decay=1.0,
+def stage_train(out_dir="reports", size: str = "small", seed: int = 0, device: str = "cpu",
+                task: str | None = None,            # any task name (get_task); default add_mod_47 small, add_mod_97 full
+                steps: int | None = None,           # updates (default 1,500 small, 5,000 full; training stops once held-out accuracy is 99%)
+                model: str | None = None,           # a MODEL_PRESETS name (default cpu-small / reference)
+                model_overrides: ModelOverrides = ModelOverrides(),   # architecture fields to change, e.g. --model_overrides.d_model 96
+                training: TrainOverrides = TrainOverrides(),          # TrainConfig fields to change, e.g. --training.lr 1e-3
+                ) -> dict:
+    "Train a transformer on a task until it groks, with metrics, curves, checkpoints and an offline W&B run."
+    from algocircuits.train import train as train_run
+    big = size == "full"; task = _task(size, task)
+    cfg = TrainConfig(steps=steps or (5000 if big else 1500), lr=3e-3, warmup_steps=100 if big else 50, weight_decay=1.0,
                       eval_every=50, early_stop_acc=0.99, seed=seed, device=device, checkpoint_schedule="log:8",
                       precision="bf16" if device.startswith("cuda") else "fp32")
+    cfg = overrides(cfg, training)
+    if steps: cfg = dataclasses.replace(cfg, steps=steps)
     out = Path(out_dir) / "train"
-    if big and task == "add_mod_47": task = "add_mod_97"  # the reference benchmark task at full size
-    res = train(task, mc, cfg, run_dir=out / f"{task}_s{seed}", reports_dir=out)
+    res = train_run(task, _model(size, model, model_overrides), cfg, run_dir=out / f"{task}_s{seed}", reports_dir=out)
     g = res.grokking
     return dict(task=task, steps=res.steps, memorization_step=g.memorization_step, generalization_step=g.generalization_step,
                 final_val_acc=round(float(res.final["val_acc"]), 4), wall_s=round(res.wall_time_s, 1), curves=str(res.plot_path),
                 run_dir=str(res.run_dir))
 
-def stage_sweep(out_dir, size: str = "small", seed: int = 0, device: str = "cpu", n_models: int | None = None) -> dict:
+def stage_sweep(out_dir="reports", size: str = "small", seed: int = 0, device: str = "cpu",
+                task: str | None = None,            # the task every member trains on
+                n_models: int | None = None,        # population size (default 4 small, 64 full)
+                lrs: list[float] | None = None,     # learning rates, cycled over the members (default 3e-3, 4e-3)
+                weight_decays: list[float] | None = None,   # weight decays, crossed with the learning rates (default 1.0, 0.7)
+                model: str | None = None, model_overrides: ModelOverrides = ModelOverrides(),
+                training: TrainOverrides = TrainOverrides(),     # applied to every member
+                ) -> dict:
     "Train a population of models at once (seeds, splits, learning rates and weight decays differ) and report who grokked when."
-    from algocircuits.train import TrainConfig
-    from algocircuits.sweep import train_population
-    big = size == "full"
-    task, mc = ("add_mod_97", dict(n_layers=2, d_model=128, n_heads=4, d_mlp=512)) if big else ("add_mod_47", dict(n_layers=1, d_model=64, n_heads=4, d_mlp=256))
+    from algocircuits.sweep import train_population, plot_population
+    big = size == "full"; task = _task(size, task)
     n = n_models or (64 if big else 4)
-    grid = [(lr, wd) for lr in (3e-3, 4e-3) for wd in (1.0, 0.7)]  # per-model lr and weight decay; seeds and splits differ too
-    members = [TrainConfig(steps=5000 if big else 1500, eval_every=50, lr=grid[i % 4][0], weight_decay=grid[i % 4][1], warmup_steps=50,
-                           seed=seed + i, split_seed=seed + i // 2, train_frac=0.5, val_frac=0.5, device=device, wandb=False,
-                           precision="bf16" if device.startswith("cuda") else "fp32", checkpoint_schedule="log:4") for i in range(n)]
+    grid = [(lr, wd) for lr in (lrs or [3e-3, 4e-3]) for wd in (weight_decays or [1.0, 0.7])]
+    members = [overrides(TrainConfig(steps=5000 if big else 1500, eval_every=50, lr=grid[i % len(grid)][0], weight_decay=grid[i % len(grid)][1],
+                                     warmup_steps=50, seed=seed + i, split_seed=seed + i // 2, train_frac=0.5, val_frac=0.5, device=device,
+                                     precision="bf16" if device.startswith("cuda") else "fp32", checkpoint_schedule="log:4"), training)
+               for i in range(n)]
     out = Path(out_dir) / "sweep"; run_dir = out / f"{task}_population_s{seed}"
-    res = train_population(task, mc, members, run_dir=run_dir, stop_when_all_generalized=True)
+    res = train_population(task, _model(size, model, model_overrides), members, run_dir=run_dir, stop_when_all_generalized=True)
     summ = res.summary(); summ.to_csv(out / "population_summary.csv", index=False)
+    plot = plot_population(res.metrics, res.reports, out / "population.png", title=f"{n} models of {task}")
     best = int(summ.generalization_step.fillna(10**9).idxmin())
     from algocircuits.model import save_model
     save_model(res.model(best), run_dir / "best_member")
     g = summ.generalization_step.dropna()
     return dict(task=task, n_models=n, n_generalized=int(len(g)), median_generalization_step=float(g.median()) if len(g) else None,
                 steps=res.steps_done, model_steps_per_s=round(res.model_steps_per_s, 1), wall_s=round(res.seconds, 1),
-                summary=str(out / "population_summary.csv"), best_member=str(run_dir / "best_member"))
+                summary=str(out / "population_summary.csv"), plot=str(plot), best_member=str(run_dir / "best_member"))
 
-def stage_compress(out_dir, size: str = "small", seed: int = 0, device: str = "cpu", task: str | None = None) -> dict:
-    "Prune the model of the train stage: accuracy-vs-sparsity curve with retraining, the sparsest model within 1 point saved as a checkpoint."
-    from algocircuits.train import TrainConfig, load_run
-    from algocircuits import compress as C
-    task = task or ("add_mod_97" if size == "full" else "add_mod_47")
+def _trained_run(out_dir, task, seed, stage):
     run_dir = Path(out_dir) / "train" / f"{task}_s{seed}"
-    if not (run_dir / "run.json").exists(): raise ValueError(f"stage compress: no trained run at {run_dir}; run the train stage first")
+    if not (run_dir / "run.json").exists(): raise ValueError(f"stage {stage}: no trained run at {run_dir}; run the train stage first (with the same task and seed)")
+    return run_dir
+
+def stage_compress(out_dir="reports", size: str = "small", seed: int = 0, device: str = "cpu",
+                   task: str | None = None,           # the train stage's task
+                   sparsities: list[float] | None = None,   # magnitude-pruning levels to try (default 0.5, 0.7, 0.9 small)
+                   retrain_steps: int = 150,          # fine-tuning steps after each pruning
+                   ) -> dict:
+    "Prune the model of the train stage: accuracy-vs-sparsity curve with retraining, the sparsest model within 1 point saved as a checkpoint."
+    from algocircuits.train import load_run
+    from algocircuits import compress as C
+    task = _task(size, task); run_dir = _trained_run(out_dir, task, seed, "compress")
     model, ds, _ = load_run(run_dir, device=device)
     base_acc = C.accuracy(model, ds)
-    retrain = TrainConfig(steps=150, lr=1e-3, weight_decay=1.0, eval_every=25, early_stop_acc=max(0.5, base_acc - 0.005), device=device, wandb=False)
-    curve = C.sparsity_curve(model, ds, [0.5, 0.7, 0.9] if size == "small" else [0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95], retrain_cfg=retrain)
+    retrain = TrainConfig(steps=retrain_steps, lr=1e-3, weight_decay=1.0, eval_every=25, early_stop_acc=max(0.5, base_acc - 0.005), device=device, wandb=False)
+    levels = sparsities or ([0.5, 0.7, 0.9] if size == "small" else [0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95])
+    curve = C.sparsity_curve(model, ds, levels, retrain_cfg=retrain)
     out = Path(out_dir) / "compress"; out.mkdir(parents=True, exist_ok=True)
     curve.to_csv(out / f"{task}_sparsity_curve.csv", index=False)
     C.plot_sparsity_curves({task: curve}, out / f"{task}_sparsity_curve.png", title=f"magnitude pruning: {task}", base_acc={task: base_acc})
@@ -112,23 +163,28 @@ def stage_compress(out_dir, size: str = "small", seed: int = 0, device: str = "c
     return dict(task=task, base_val_acc=round(base_acc, 4), largest_sparsity_within_1pt=best, curve=str(out / f"{task}_sparsity_curve.csv"),
                 pruned_model=None if saved is None else str(saved))
 
-def stage_circuits(out_dir, size: str = "small", seed: int = 0, device: str = "cpu", task: str | None = None, n_prompts: int | None = None) -> dict:
-    "Transcoders for the train stage's model, attribution graphs for held-out prompts, circuits validated by ablation."
+def stage_circuits(out_dir="reports", size: str = "small", seed: int = 0, device: str = "cpu",
+                   task: str | None = None,           # the train stage's task
+                   n_prompts: int | None = None,      # prompt attribution graphs, the evidence (default 16 small, 32 full)
+                   d_transcoder: int | None = None,   # transcoder width (default 8 x d_model)
+                   transcoder_steps: int = 3000,      # transcoder training steps
+                   target: float = 0.9,               # held-out-style faithfulness the task circuits must reach on calibration prompts
+                   method: str = "atp",               # unit ranking: atp, mask or ablation (07b_circuits)
+                   ) -> dict:
+    "Transcoders for the train stage's model, attribution graphs for held-out prompts, and the task's circuits (features and units)."
     from algocircuits.train import load_run
     from algocircuits.transcoders import TranscoderConfig, train_transcoders, transcoder_metrics, save_transcoders
     from algocircuits.attribution import plot_circuit
     from algocircuits.circuits import extract_circuits, save_circuits
-    task = task or ("add_mod_97" if size == "full" else "add_mod_47")
-    run_dir = Path(out_dir) / "train" / f"{task}_s{seed}"
-    if not (run_dir / "run.json").exists(): raise ValueError(f"stage circuits: no trained run at {run_dir}; run the train stage first")
+    task = _task(size, task); run_dir = _trained_run(out_dir, task, seed, "circuits")
     model, ds, _ = load_run(run_dir, device=device)
     out = Path(out_dir) / "circuits" / f"{task}_s{seed}"
-    tc = train_transcoders(model, ds, TranscoderConfig(d_transcoder=8 * model.cfg.d_model, steps=3000, seed=seed, device=device))
+    tc = train_transcoders(model, ds, TranscoderConfig(d_transcoder=d_transcoder or 8 * model.cfg.d_model, steps=transcoder_steps, seed=seed, device=device))
     tm = transcoder_metrics(model, tc, ds)
     tc_path = save_transcoders(tc, out / "transcoders", task=task, model_run=str(run_dir))
     # node threshold 0.99: circuit-tracer's 0.8 makes readable graphs, but circuits that faithful under ablation need more
     # of the influence (reports/benchmarks/circuit_thresholds.json: faithfulness 0.76 -> 0.94 on add_mod_97)
-    ext = extract_circuits(model, tc, ds, n_prompts=n_prompts or (16 if size == "small" else 32), node_threshold=0.99, target=0.9, seed=seed)
+    ext = extract_circuits(model, tc, ds, n_prompts=n_prompts or (16 if size == "small" else 32), node_threshold=0.99, target=target, method=method, seed=seed)
     save_circuits(ext, out, transcoders_path=tc_path)
     info = json.loads((run_dir / "run.json").read_text())
     (out / "summary.json").write_text(json.dumps(dict(  # the shape circuit_notebooks/extract_circuit writes: what the catalog reads
@@ -145,7 +201,7 @@ def stage_circuits(out_dir, size: str = "small", seed: int = 0, device: str = "c
                                              generality=round(c.info["cross_task"]["generality_score"], 3)) for k, c in tcs.items()},
                 out=str(out))
 
-def stage_catalog(out_dir, size: str = "small", seed: int = 0) -> dict:
+def stage_catalog(out_dir="reports", size: str = "small", seed: int = 0) -> dict:
     "The circuit catalog (out_dir/catalog.db): every extraction under out_dir (pipeline runs and papermill batches), with example queries."
     from algocircuits.catalog import build_catalog
     cat, added, skipped = build_catalog(out_dir)
@@ -157,78 +213,145 @@ def stage_catalog(out_dir, size: str = "small", seed: int = 0) -> dict:
     cat.close()
     return res
 
-def stage_compose(out_dir, size: str = "small", seed: int = 0, task: str | None = None, max_inputs: int = 200_000) -> dict:
-    "Compose the trained task's cataloged task circuit into a deeper program ((a+b)+c), measure it on every input, store it."
+def stage_compose(out_dir="reports", size: str = "small", seed: int = 0,
+                  task: str | None = None,            # the train stage's task: a binary op whose answers are also operands
+                  max_inputs: int = 200_000,          # inputs of f(f(a, b), c) measured (all of them when fewer)
+                  ) -> dict:
+    "Compose the trained task's cataloged task circuit with itself, f(f(a, b), c), measure it on every input, store it."
     import itertools
     import numpy as np
     from algocircuits.catalog import Catalog
     from algocircuits.compose import Module, Program, program_accuracy, save_program
-    task = task or ("add_mod_97" if size == "full" else "add_mod_47")
+    from algocircuits.tasks import get_task
+    task = _task(size, task); t = get_task(task)
     db = Path(out_dir) / "catalog.db"
     if not db.is_file(): raise ValueError(f"stage compose: no catalog at {db}; run the catalog stage first")
+    if t.family != "binary_op" or t.params.get("representation", "symbolic") != "symbolic" or "p" not in t.params:
+        raise ValueError(f"stage compose: composes a mod-p binary op with itself; {task} is not one")
     with Catalog(db) as cat:
-        circ = Module.from_catalog_task(cat, task, name="add")
-        whole = Module("add", circ.model, circ.ds, circ.interface)   # the same model, nothing ablated
-        p = len(circ.output_vocab)
-        src = "def main(a, b, c):\n    s = add(a, b)\n    return add(s, c)\n"
-        ref = lambda a, b, c: (a + b + c) % p
-        acc_c, _, inputs = program_accuracy(Program(src, {"add": circ}), ref, 3, p, max_inputs=max_inputs, seed=seed)
-        acc_m, _, _ = program_accuracy(Program(src, {"add": whole}), ref, 3, p, max_inputs=max_inputs, seed=seed)
-        base = circ.run([[str(a) for a, _ in itertools.product(range(p), repeat=2)], [str(b) for _, b in itertools.product(range(p), repeat=2)]])[0]
-        acc_base = float(np.mean([t == str((a + b) % p) for t, (a, b) in zip(base, itertools.product(range(p), repeat=2))]))
-        pid = save_program(cat, f"(a+b)+c mod {p}", Program(src, {"add": circ}), dict(accuracy=acc_c, inputs=len(inputs), whole_model_accuracy=acc_m))
+        circ = Module.from_catalog_task(cat, task, name="f")
+        whole = Module("f", circ.model, circ.ds, circ.interface)   # the same model, nothing ablated
+        p = t.params["p"]
+        src = "def main(a, b, c):\n    s = f(a, b)\n    return f(s, c)\n"
+        ref = lambda a, b, c: t.fn((t.fn((a, b)), c))
+        acc_c, _, inputs = program_accuracy(Program(src, {"f": circ}), ref, 3, p, max_inputs=max_inputs, seed=seed)
+        acc_m, _, _ = program_accuracy(Program(src, {"f": whole}), ref, 3, p, max_inputs=max_inputs, seed=seed)
+        pairs = list(itertools.product(range(p), repeat=2))
+        base = circ.run([[str(a) for a, _ in pairs], [str(b) for _, b in pairs]])[0]
+        acc_base = float(np.mean([o == str(t.fn(ab)) for o, ab in zip(base, pairs)]))
+        name = f"f(f(a,b),c) with f = {task}"
+        pid = save_program(cat, name, Program(src, {"f": circ}), dict(accuracy=acc_c, inputs=len(inputs), whole_model_accuracy=acc_m))
     tcirc = circ.runner.circuit
-    return dict(program=pid, task=f"(a+b)+c mod {p}", circuit=circ.circuit_id, granularity=tcirc.granularity, circuit_size=tcirc.size,
+    return dict(program=pid, task=name, circuit=circ.circuit_id, granularity=tcirc.granularity, circuit_size=tcirc.size,
                 circuit_share=round(tcirc.share, 4), inputs=len(inputs),
                 circuit_accuracy_base_task=round(acc_base, 4), composed_circuit_accuracy=round(acc_c, 4), composed_whole_model_accuracy=round(acc_m, 4))
 
 STAGES = {"tasks": stage_tasks, "grids": stage_grids, "train": stage_train, "sweep": stage_sweep, "compress": stage_compress,
           "circuits": stage_circuits, "catalog": stage_catalog, "compose": stage_compose}  # in data-flow order
+_TASK_STAGES = ("sweep", "compress", "circuits", "compose")   # take the train stage's task unless given their own
 
-def run_pipeline(out_dir="reports", size: str = "small", stages=None, seed: int = 0, **kw) -> dict:
-    "Run the stages in order; write `pipeline.json` with each stage's summary and the provenance."
+def run_pipeline(out_dir="reports", size: str = "small", stages=None, seed: int = 0, device: str = "cpu", **kw) -> dict:
+    "Run the stages in order (kw: per-stage settings, {stage: {name: value}}); write `pipeline.json` with each stage's summary and provenance."
     if size not in SIZES: raise ValueError(f"run_pipeline: unknown size {size!r}; use one of {list(SIZES)}")
     stages = list(stages or STAGES)
-    unknown = [s for s in stages if s not in STAGES]
+    unknown = [s for s in stages if s not in STAGES] + [s for s in kw if s not in STAGES]
     if unknown: raise ValueError(f"run_pipeline: unknown stage(s) {unknown}; stages are {list(STAGES)}")
+    kw = {s: {k: v for k, v in (kw.get(s) or {}).items() if v is not None} for s in STAGES}
+    train_task = kw["train"].get("task")
+    for s in _TASK_STAGES:
+        if train_task and "task" not in kw[s]: kw[s]["task"] = train_task   # a pipeline follows one task through
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    summary = dict(config=dict(size=size, seed=seed, stages=stages, **kw), provenance=provenance(), stages={})
+    plain = lambda v: {k: x for k, x in dataclasses.asdict(v).items() if x is not None} if dataclasses.is_dataclass(v) else v
+    settings = {s: {k: plain(v) for k, v in kw[s].items()} for s in stages}
+    summary = dict(config=dict(size=size, seed=seed, device=device, stages=stages, settings=settings), provenance=provenance(), stages={})
     for s in stages:
         t0 = time.time(); print(f"[algocircuits] stage {s} ...", flush=True)
-        extra = dict(device=kw["device"]) if s in ("train", "sweep", "compress", "circuits") and "device" in kw else {}
-        summary["stages"][s] = STAGES[s](out, size=size, seed=seed, **extra, **kw.get(s, {}))
+        extra = dict(device=device) if s in ("train", "sweep", "compress", "circuits") else {}
+        summary["stages"][s] = STAGES[s](out, size=size, seed=seed, **extra, **kw[s])
         print(f"[algocircuits] stage {s} done in {time.time() - t0:.1f}s: {summary['stages'][s]}", flush=True)
     (out / "pipeline.json").write_text(json.dumps(summary, indent=1, default=str))
     return summary
 
 # %% ../nbs/90_cli.ipynb #ab28b9b4
+def _version() -> str:
+    import algocircuits
+    try: return metadata.version("algocircuits")
+    except metadata.PackageNotFoundError: return algocircuits.__version__
+
+def _stage_parser(fn, pipeline_level: bool = False):
+    "A jsonargparse parser for one stage: a flag per parameter (nested dataclasses as --train.lr, --model_overrides.d_model), --config FILE."
+    from jsonargparse import ArgumentParser, ActionConfigFile
+    p = ArgumentParser(description=(fn.__doc__ or "").split("\n")[0], exit_on_error=False)
+    p.add_argument("--config", action=ActionConfigFile, help="a YAML/JSON file of these settings (or a train run's run.json)")
+    p.add_argument("--out", default="reports", help="output directory")
+    p.add_function_arguments(fn, skip={"out_dir"})
+    return p
+
+def _pipeline_parser():
+    from jsonargparse import ArgumentParser, ActionConfigFile
+    p = ArgumentParser(description="the end-to-end pipeline (the main job); every stage's settings as --<stage>.<setting>", exit_on_error=False)
+    p.add_argument("--config", action=ActionConfigFile, help="a YAML/JSON file of these settings")
+    p.add_argument("--out", default="reports", help="output directory")
+    p.add_argument("--size", default="small", choices=list(SIZES)); p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="torch device for the training stages")
+    p.add_argument("--stages", type=typing.Optional[list[str]], default=None, help=f"a subset of {list(STAGES)} (comma-separated or a list)")
+    for name, fn in STAGES.items(): p.add_function_arguments(fn, nested_key=name, skip={"out_dir", "size", "seed", "device"})
+    return p
+
+def _run_json_config(path: Path) -> dict | None:
+    "The train stage's settings that re-run a training run from its run.json (None if the file is not a run.json of `train`)."
+    try: d = json.loads(path.read_text())
+    except (OSError, ValueError): return None
+    if not (isinstance(d, dict) and {"model", "train", "task"} <= set(d) and isinstance(d["task"], dict) and "task" in d["task"]): return None
+    model = {k: v for k, v in d["model"].items() if k not in ("vocab_size", "n_ctx")}
+    trn = {k: v for k, v in d["train"].items() if k not in ("device", "seed")}
+    return dict(task=d["task"]["task"], seed=d["train"].get("seed", 0), model_overrides=model, training=trn)
+
 def main(argv=None):
     "Entry point of the `algocircuits` command."
-    p = argparse.ArgumentParser(prog="algocircuits", description="algocircuits: tasks -> models -> circuits -> catalog -> composition")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    pp = sub.add_parser("pipeline", help="run the end-to-end pipeline (the main job)")
-    pp.add_argument("--stages", default=None, help=f"comma-separated subset of {','.join(STAGES)}")
-    for name in STAGES: sub.add_parser(name, help=(STAGES[name].__doc__ or "").split("\n")[0])
-    stage_parsers = list(sub.choices.values())
-    sub.add_parser("batch", help="run a papermill batch from experiments/*.yaml (see `algocircuits batch -h`)", add_help=False)
-    sv = sub.add_parser("serve", help="serve the catalog browser and attribution-graph viewer (Datasette) on a local port")
-    sv.add_argument("--catalog", default="reports/catalog.db", help="catalog database (built by `algocircuits catalog`)")
-    sv.add_argument("--port", type=int, default=8001); sv.add_argument("--host", default="127.0.0.1")
     if argv is None: argv = sys.argv[1:]
-    if argv and argv[0] == "batch":
+    argv = list(argv)
+    usage = ("usage: algocircuits {pipeline," + ",".join(STAGES) + ",batch,serve} [--help] ...\n"
+             "  algocircuits --version | algocircuits <command> --help (every setting) | --config FILE.yaml | --print_config")
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage + "\n\n  pipeline  the end-to-end pipeline (the main job)\n" + "\n".join(f"  {n:9s} {(fn.__doc__ or '').splitlines()[0]}" for n, fn in STAGES.items())
+              + "\n  batch     run a papermill batch from experiments/*.yaml\n  serve     serve the catalog browser and attribution-graph viewer (Datasette)")
+        return 0
+    if argv[0] == "--version": print(f"algocircuits {_version()}"); return 0
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "batch":
         from algocircuits.experiments import batch_main
-        return batch_main(list(argv[1:]))
-    if argv and argv[0] == "serve": return serve_main(sv.parse_args(argv[1:]))
-    for sp in stage_parsers:
-        sp.add_argument("--out", default="reports", help="output directory")
-        sp.add_argument("--size", default="small", choices=list(SIZES))
-        sp.add_argument("--device", default="cpu", help="torch device for training stages")
-        sp.add_argument("--seed", type=int, default=0)
-    a = p.parse_args(argv)
+        return batch_main(rest)
+    if cmd == "serve":
+        sv = argparse.ArgumentParser(prog="algocircuits serve", description="serve the catalog browser and attribution-graph viewer (Datasette) on a local port")
+        sv.add_argument("--catalog", default="reports/catalog.db", help="catalog database (built by `algocircuits catalog`)")
+        sv.add_argument("--port", type=int, default=8001); sv.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (this machine only) unless you mean otherwise")
+        return serve_main(sv.parse_args(rest))
+    if cmd != "pipeline" and cmd not in STAGES:
+        print(f"algocircuits: unknown command {cmd!r}\n{usage}", file=sys.stderr); return 2
+    if cmd == "train" and "--config" in rest:   # a train run's run.json re-runs it
+        i = rest.index("--config")
+        if i + 1 < len(rest) and (cfg := _run_json_config(Path(rest[i + 1]))) is not None:
+            tmp = Path(tempfile.mkdtemp(prefix="algocircuits_config_")) / "train.json"; tmp.write_text(json.dumps(cfg)); rest[i + 1] = str(tmp)
+    parser = _pipeline_parser() if cmd == "pipeline" else _stage_parser(STAGES[cmd])
+    parser.prog = f"algocircuits {cmd}"
+    try:
+        cfg = parser.parse_args(rest)
+        init = parser.instantiate_classes(cfg)
+    except (Exception, SystemExit) as e:   # jsonargparse raises ArgumentError (exit_on_error=False); --help / --print_config exit 0
+        if isinstance(e, SystemExit): return int(e.code or 0)
+        print(f"algocircuits {cmd}: error: {e}", file=sys.stderr); return 2
+    d = {k: v for k, v in vars(init).items() if k not in ("config", "__default_config__")}
     os.environ.setdefault("WANDB_MODE", "offline")
-    stages = a.stages.split(",") if a.cmd == "pipeline" and a.stages else (None if a.cmd == "pipeline" else [a.cmd])
-    try: s = run_pipeline(a.out, size=a.size, stages=stages, seed=a.seed, device=a.device)
-    except ValueError as e: p.error(str(e))
+    try:
+        if cmd == "pipeline":
+            stages = d.pop("stages"); stages = stages[0].split(",") if stages and len(stages) == 1 and "," in stages[0] else stages
+            kw = {s: vars(d.pop(s)) for s in list(d) if s in STAGES}
+            s = run_pipeline(d.pop("out"), stages=stages, **d, **kw)
+        else:
+            out = d.pop("out"); common = {k: d.pop(k) for k in ("size", "seed", "device") if k in d}
+            s = run_pipeline(out, stages=[cmd], **common, **{cmd: d})
+    except ValueError as e: print(f"algocircuits {cmd}: error: {e}", file=sys.stderr); return 2
     print(json.dumps(s["stages"], indent=1, default=str))
     return 0
 

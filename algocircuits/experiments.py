@@ -246,9 +246,10 @@ def parallel_map(fn: Callable,                  # picklable function of one item
     items = list(items)
     if not items: return []
     if engine == "ray": return _ray_map(fn, items, address, num_cpus, num_gpus, threads, ray_num_cpus, on_error)
+    from algocircuits.train import progress
     if workers == 1:
         out = []
-        for x in items:
+        for x in progress(items, desc="jobs", unit="job"):
             try: out.append(fn(x))
             except Exception as e:
                 if on_error is None: raise
@@ -259,7 +260,7 @@ def parallel_map(fn: Callable,                  # picklable function of one item
     with ProcessPoolExecutor(min(workers, len(items)), mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(threads,)) as ex:
         futs = [ex.submit(fn, x) for x in items]
         out = []
-        for x, f in zip(items, futs):
+        for x, f in progress(list(zip(items, futs)), desc="jobs", unit="job"):
             try: out.append(f.result())
             except Exception as e:
                 if on_error is None: raise

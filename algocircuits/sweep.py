@@ -16,13 +16,13 @@ from .tasks import Task, TaskDataset, get_task
 from .model import Transformer, TransformerConfig, save_model, CheckpointError, read_json, read_tensors
 from .train import (TrainConfig, as_dataset, fit_model_config, resolve_device, detect_grokking, lr_at,
                                 code_version, package_versions, device_name, write_metrics, checkpoint_steps, checkpoint_dir,
-                                save_state, load_state, latest_valid_checkpoint, write_json_atomic)
+                                save_state, load_state, latest_valid_checkpoint, write_json_atomic, WandbLogger, progress)
 
 # %% auto #0
 __all__ = ['PER_MEMBER', 'SHARED', 'ATTENTION_IMPLS', 'ROWS_ATTENTION_LAUNCH', 'check_population_config', 'SharedPrefixes',
            'shared_prefixes', 'Population', 'rows_attention_fwd', 'rows_attention_bwd', 'fused_attention_available',
            'adamw_update', 'PopulationAdamW', 'PopulationResult', 'evaluate_population', 'population_loss_fn',
-           'train_population']
+           'train_population', 'plot_population']
 
 # %% ../nbs/04_sweep.ipynb #597f44df
 PER_MEMBER = ("lr", "weight_decay", "betas", "eps", "warmup_steps", "schedule", "min_lr_ratio", "seed", "split_seed",
@@ -617,15 +617,26 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
         run = dict(kind="population", model_config=mcfg.to_dict(), members=[m.to_dict() for m in members], init_scales=init_scales,
                    dataset=ds0.config, attention=pop.attention, residual_dtype=str(pop.residual_dtype or "float32"),
                    shared_prefix_positions=prefixes.positions if prefixes else 0, code=code_version(), packages=package_versions(),
-                   device=device_name(device), date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), resumes=[])
+                   device=device_name(device), date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), resumes=[],
+                   wandb_id=f"{run_dir.name}-{time.strftime('%Y%m%d%H%M%S')}"[:64])
         cks = _pop_checkpoints(run_dir)
         if cks and not resume: raise ValueError(f"train_population: {run_dir} already holds checkpoints; pass resume=True or use a fresh run_dir")
         ck = latest_valid_checkpoint(cks) if cks else None
         if ck is not None:
             run = _check_population_resume(run_dir, ck, run)
+            run.setdefault("wandb_id", f"{run_dir.name}-{time.strftime('%Y%m%d%H%M%S')}"[:64])
             st = _load_pop_checkpoint(ck, pop, opt, gen)
         run_dir.mkdir(parents=True, exist_ok=True); write_json_atomic(run_dir / "run.json", run)
     start, rows, streak, streaks = st["step"], st["rows"], st["streak"], st["streaks"]
+    # W&B (offline by default): one run per population, each member's metrics under its index, and the population's counts
+    wb = WandbLogger(run_dir, run_dir.name, dict(model=mcfg.to_dict(), members=[m.to_dict() for m in members]), run["wandb_id"],
+                     m0.wandb_project) if run_dir is not None and m0.wandb else None
+    def log(row, step):
+        if wb is None: return
+        flat = {f"member_{i}/{k}": float(v[i]) for k, v in row.items() if isinstance(v, np.ndarray) for i in range(N)}
+        hk = f"{held[0]}_acc" if held else "train_acc"
+        flat.update(population_mean_heldout_acc=float(np.mean(row[hk])), population_generalized=int((streaks >= m0.early_stop_patience).sum()))
+        wb.log(flat, step)
     frozen = torch.as_tensor(streaks >= m0.early_stop_patience, device=device)
     ckpt_at = set(_ckpt_steps(m0))
     if device.type == "cuda": torch.cuda.reset_peak_memory_stats(device)
@@ -636,13 +647,14 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
             r = evaluate_population(pop, X, Y, idx[s], m0.eval_batch_size, use_bf16, prefixes)
             row[f"{s}_loss"], row[f"{s}_acc"] = r["loss"], r["acc"]
         return row
-    if start == 0 and not rows: rows.append(eval_row(0, opt.lrs(0), np.full(N, np.nan)))
+    if start == 0 and not rows: rows.append(eval_row(0, opt.lrs(0), np.full(N, np.nan))); log(rows[-1], 0)
     t0 = time.perf_counter(); first_step_s, eval_s = None, 0.0
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     done = start
     save = lambda finished: _save_pop_checkpoint(run_dir, done, pop, opt, gen, dict(step=done, rows=rows, streak=streak, streaks=streaks,
                                                                                      finished=finished), mcfg, members, N)
-    for step in range(start, m0.steps if not st["finished"] else start):
+    bar = progress(range(start, m0.steps if not st["finished"] else start), desc=f"population of {N}", unit="step")
+    for step in bar:
         lr = opt.lrs(step)
         if freeze_generalized: lr = torch.where(frozen, torch.zeros_like(lr), lr)
         if bs is None: xb, yb = xfull, yfull
@@ -663,6 +675,7 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
             streak = streak + 1 if (hacc >= target).all() else 0
             streaks = np.where(streaks >= m0.early_stop_patience, streaks, np.where(hacc >= target, streaks + 1, 0))
             frozen = torch.as_tensor(streaks >= m0.early_stop_patience, device=device)
+            log(row, done); bar.set_postfix(generalized=f"{int((streaks >= m0.early_stop_patience).sum())}/{N}", refresh=False)
         end = (done == m0.steps or (m0.early_stop_acc and streak >= m0.early_stop_patience)
                or (stop_when_all_generalized and (streaks >= m0.early_stop_patience).all()))
         if run_dir is not None and (done in ckpt_at or end): save(bool(end))
@@ -674,7 +687,9 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
     metrics = _long_metrics(rows, N)
     reports = [detect_grokking(metrics[metrics.member == i].drop(columns="member"), m0.acc_threshold) for i in range(N)]
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+    bar.close()
     if run_dir is not None: write_metrics(metrics, run_dir)
+    if wb is not None: wb.finish()
     return PopulationResult(pop, members, metrics, reports, seconds, done - start, peak, run_dir, first_step_s, eval_s,
                             prefixes.positions if prefixes else 0)
 
@@ -729,3 +744,24 @@ def _load_pop_checkpoint(ck, pop, opt, gen) -> dict:
     opt.load_state_dict(st.pop("opt")); gen.set_state(st.pop("gen")); torch.set_rng_state(st.pop("torch_rng"))
     st["streaks"] = np.asarray(st["streaks"], dtype=np.int64)
     return st
+
+# %% ../nbs/04_sweep.ipynb #2f2ca157
+def plot_population(metrics: pd.DataFrame,   # PopulationResult.metrics (long: member, step, val_acc, ...)
+                    reports: list,           # PopulationResult.reports (a GrokkingReport per member)
+                    path=None,               # PNG to write (parents created)
+                    title: str | None = None):
+    "Held-out accuracy of every member over training (log steps) and a histogram of the steps each took to generalize."
+    from matplotlib.figure import Figure
+    held = "val_acc" if "val_acc" in metrics else "test_acc" if "test_acc" in metrics else "train_acc"
+    fig = Figure(figsize=(11, 4), layout="constrained"); ax, hx = fig.subplots(1, 2)
+    for i, g in metrics[metrics.step > 0].groupby("member"): ax.plot(g.step, g[held], lw=0.8, alpha=0.6)
+    ax.set_xscale("log"); ax.set_xlabel("step"); ax.set_ylabel(held.replace("_", " ")); ax.set_ylim(-0.02, 1.02); ax.grid(alpha=0.3)
+    ax.set_title(f"{metrics.member.nunique()} members")
+    steps = [r.generalization_step for r in reports if r.generalization_step is not None]
+    if steps: hx.hist(steps, bins=min(30, max(5, len(set(steps)))), color="tab:blue")
+    hx.set_xlabel("steps to generalize"); hx.set_ylabel("members")
+    hx.set_title(f"{len(steps)} of {len(reports)} generalized" + (f", median {int(np.median(steps))}" if steps else ""))
+    if title: fig.suptitle(title)
+    if path is not None:
+        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True); fig.savefig(path, dpi=100); return path
+    return fig

@@ -23,8 +23,8 @@ __all__ = ['TrainConfig', 'lr_at', 'GrokfastEMA', 'add_gradient_noise', 'global_
            'evaluate', 'as_dataset', 'fit_model_config', 'resolve_device', 'MinibatchSampler', 'checkpoint_steps',
            'save_state', 'load_state', 'checkpoint_dir', 'verify_checkpoint', 'latest_valid_checkpoint',
            'save_checkpoint', 'list_checkpoints', 'code_version', 'package_versions', 'device_name', 'write_metrics',
-           'read_metrics', 'detect_double_descent', 'GrokkingReport', 'detect_grokking', 'plot_training_curves',
-           'WandbLogger', 'TrainResult', 'write_json_atomic', 'train', 'load_run']
+           'read_metrics', 'progress', 'detect_double_descent', 'GrokkingReport', 'detect_grokking',
+           'plot_training_curves', 'WandbLogger', 'TrainResult', 'write_json_atomic', 'train', 'load_run']
 
 # %% ../nbs/03_train.ipynb #1132ce19
 _SCHEDULES, _WD_TARGETS, _PRECISIONS = ("constant", "cosine"), ("origin", "init"), ("fp32", "bf16")
@@ -422,6 +422,17 @@ def read_metrics(run_dir: str | Path) -> pd.DataFrame:
         return df
     raise ValueError(f"read_metrics: no metrics.parquet or metrics.csv in {run_dir}")
 
+# %% ../nbs/03_train.ipynb #27c2a539
+def progress(iterable=None,              # what to iterate over (or None, and call .update())
+             total: int | None = None,   # the number of steps, when iterable has no len
+             desc: str | None = None,    # the bar's label
+             **kw):                       # more tqdm options (initial=, unit=, ...)
+    "A tqdm progress bar on a terminal; silent where nobody watches (no TTY, CI set) or when ALGOCIRCUITS_PROGRESS=0 (=1 forces it)."
+    from tqdm import tqdm
+    force = os.environ.get("ALGOCIRCUITS_PROGRESS")
+    disable = force == "0" or (force != "1" and (not sys.stderr.isatty() or bool(os.environ.get("CI"))))
+    return tqdm(iterable, total=total, desc=desc, disable=disable, leave=False, dynamic_ncols=True, mininterval=0.5, **kw)
+
 # %% ../nbs/03_train.ipynb #92287ed2
 def detect_double_descent(steps: Sequence[int],       # evaluated steps, increasing
                           loss: Sequence[float],      # validation loss at those steps
@@ -758,13 +769,15 @@ def train(task_or_dataset,                    # task name, Task or TaskDataset
             rows.append(eval_row(0, lr_at(0, cfg), None))
             if wb: wb.log(rows[-1], 0)
         model.train()
+        bar = progress(total=cfg.steps, initial=step, desc=f"train {run_name}", unit="step")
         while step < cfg.steps and not stopped_early:
             due = (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps
             lr, gnorm = step_fn(step, due)
-            step += 1
+            step += 1; bar.update(1)
             if due:
                 row = eval_row(step, lr, gnorm); rows.append(row)
                 if wb: wb.log(row, step)
+                bar.set_postfix({k: round(float(v), 3) for k, v in row.items() if k in ("train_acc", "val_acc", "test_acc")}, refresh=False)
                 if cfg.early_stop_acc is not None and held is not None:
                     early_hits = early_hits + 1 if row[f"{held}_acc"] >= cfg.early_stop_acc else 0
                     if early_hits >= cfg.early_stop_patience: stopped_early, stopped_by = True, "early_stop_acc"
@@ -773,6 +786,7 @@ def train(task_or_dataset,                    # task name, Task or TaskDataset
                         stopped_early, stopped_by = True, f"callback {getattr(cb, '__name__', type(cb).__name__)}"
             if step in ckpt_at or (run_dir is not None and (step == cfg.steps or stopped_early)): checkpoint(step)
     finally:
+        if "bar" in locals(): bar.close()
         torch.use_deterministic_algorithms(was_deterministic)
         if run_dir is not None and rows: write_metrics(pd.DataFrame(rows), run_dir)
         if wb: wb.finish()

@@ -17,6 +17,7 @@ from circuit_tracer.transcoder import SingleLayerTranscoder, TranscoderSet
 from circuit_tracer.transcoder.cross_layer_transcoder import CrossLayerTranscoder
 from circuit_tracer.transcoder.activation_functions import JumpReLU, TopK, jumprelu
 from .model import Transformer, CheckpointError, read_json, read_tensors
+from .train import progress
 from .tasks import TaskDataset
 from .train import code_version
 
@@ -165,7 +166,7 @@ def train_transcoders(model: Transformer,                  # the trained model w
     decay_from = int(0.8 * cfg.steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 if s < decay_from else max(0.0, (cfg.steps - s) / max(1, cfg.steps - decay_from)))
     hist, t0 = [], time.time()
-    for step in range(cfg.steps):
+    for step in progress(range(cfg.steps), desc="transcoders", unit="step"):
         idx = torch.randint(0, R, (min(cfg.batch_size, R),), generator=g).to(dev)
         xb, yb = Xn[:, idx], Yn[:, idx]
         pre = torch.einsum("lbd,lfd->lbf", xb, W_enc) + b_enc[:, None]

@@ -27,12 +27,13 @@ Needs transformer-lens (algocircuits.model imports it) and peft >= 0.17 on the G
 """
 from __future__ import annotations
 import argparse, datetime, json, math, os, platform, sys, time, warnings
+from algocircuits.model import model_preset
 from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 warnings.filterwarnings("ignore")
 
-REFERENCE_MODEL = dict(n_layers=2, d_model=128, n_heads=4, d_mlp=512, act="relu", norm="layernorm", pos="learned", attn="mha")
+REFERENCE_MODEL = model_preset("reference", attn="mha")
 REFERENCE_TRAIN = dict(lr=3e-3, warmup_steps=100, weight_decay=1.0, betas=(0.9, 0.98), batch_size=None, train_frac=0.5, val_frac=0.5, split_seed=0)
 SPARSITIES = [0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97]
 BASE_TRAIN = dict(schedule="cosine", min_lr_ratio=0.1)   # the base models anneal, so they end stable (no late spikes)

@@ -16,11 +16,11 @@ import argparse, datetime, json, math, multiprocessing as mp, os, platform, stat
 from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "disabled")
+from algocircuits.model import model_preset
 
 # attn_backend="math": for 4-token sequences the plain matmul attention is faster on the GPU than the fused SDPA kernels,
 # whose 64-wide tiles are mostly padding here; it is the same arithmetic.
-REFERENCE_MODEL = dict(n_layers=2, d_model=128, n_heads=4, d_mlp=512, act="relu", norm="layernorm", pos="learned", attn="mha",
-                       attn_backend="math")
+REFERENCE_MODEL = model_preset("reference", attn="mha", attn_backend="math")
 REFERENCE_TRAIN = dict(lr=1e-3, weight_decay=1.0, betas=(0.9, 0.98), batch_size=None, train_frac=0.5, val_frac=0.5, split_seed=0)
 # Candidate schedules: overrides of the reference TrainConfig. "plain" is the reference itself.
 SCHEDULES = {

@@ -12,6 +12,7 @@ import argparse, datetime, json, os, platform, subprocess, sys, time
 from pathlib import Path
 import torch
 
+from algocircuits.model import model_preset
 from algocircuits.tasks import get_task
 from algocircuits.model import Transformer, TransformerConfig
 from algocircuits.train import TrainConfig, code_version, package_versions
@@ -139,9 +140,9 @@ def main():
     if a.smoke:
         task, mc, sizes, steps, gsteps = "add_mod_11", dict(n_layers=1, d_model=32, n_heads=2, d_mlp=64), [1, 4], 5, 200
     else:
-        task, mc, sizes, steps, gsteps = "add_mod_97", dict(n_layers=2, d_model=128, n_heads=4, d_mlp=512), [int(s) for s in a.sizes.split(",")], a.steps, 4000
+        task, mc, sizes, steps, gsteps = "add_mod_97", model_preset("reference"), [int(s) for s in a.sizes.split(",")], a.steps, 4000
     ds = get_task(task).dataset(train_frac=0.5, val_frac=0.5, seed=0)
-    cfg = TransformerConfig(vocab_size=ds.vocab_size, n_ctx=ds.seq_len, act="relu", **mc)
+    cfg = TransformerConfig(vocab_size=ds.vocab_size, n_ctx=ds.seq_len, **mc)
     X, Y = (t.to(device) for t in ds.tensors("train"))
     B, T = X.shape
     out = dict(benchmark="population", task=task, model_config=cfg.to_dict(), batch=B, device=torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",

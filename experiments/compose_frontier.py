@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 
 os.environ.setdefault("WANDB_MODE", "disabled")
+from algocircuits.model import model_preset
 from algocircuits.tasks import get_task
 from algocircuits.model import Transformer, TransformerConfig
 from algocircuits.train import train, TrainConfig, code_version, package_versions
@@ -22,7 +23,7 @@ from algocircuits.circuits import extract_circuits, save_circuits
 from algocircuits.catalog import Catalog
 from algocircuits.compose import Module, Program
 
-MC = dict(n_layers=1, d_model=64, n_heads=4, d_mlp=256)
+MC = model_preset("cpu-small")
 
 
 def reference(xs, p):

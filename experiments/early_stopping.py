@@ -19,6 +19,7 @@ Writes JSON with device, versions, date and command; --reanalyse re-reads a writ
 """
 from __future__ import annotations
 import argparse, datetime, json, os, platform, sys, time, warnings
+from algocircuits.model import model_preset
 from pathlib import Path
 os.environ.setdefault("WANDB_MODE", "disabled")
 warnings.filterwarnings("ignore")
@@ -27,7 +28,7 @@ COVERAGE = 0.9
 GRID = [dict(similarity=s, k=k, faithfulness=f, fit=0.99, compact=c) for s in (0.8, 0.9, 0.95) for k in (2, 3, 5)
         for f in (0.95, 0.99) for c in (None, 0.9, 0.8, 0.7)]
 TASKS = {"add_mod_47": 0.4, "sub_mod_47": 0.4, "mul_mod_47": 0.4, "div_mod_47": 0.4, "s4_compose": 0.6}   # task: train fraction
-MODEL = dict(n_layers=1, d_model=64, n_heads=4, d_mlp=256)
+MODEL = model_preset("cpu-small")
 
 
 def one_run(job):

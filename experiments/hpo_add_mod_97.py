@@ -21,11 +21,12 @@ Needs optuna (with sqlalchemy, alembic, Mako, colorlog for the SQLite storage); 
 """
 from __future__ import annotations
 import argparse, datetime, json, math, os, platform, statistics, sys, time
+from algocircuits.model import model_preset
 from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 
-REFERENCE_MODEL = dict(n_layers=2, d_model=128, n_heads=4, d_mlp=512, act="relu", norm="layernorm", pos="learned", attn="mha")
+REFERENCE_MODEL = model_preset("reference", attn="mha")
 DEFAULT_TRAIN = dict(lr=1e-3, weight_decay=1.0, betas=(0.9, 0.98), warmup_steps=0, schedule="constant", grokfast_lamb=0.0)
 FIXED_TRAIN = dict(batch_size=None, train_frac=0.5, val_frac=0.5, split_seed=0, wandb=False)
 DEFAULT_PARAMS = dict(lr=1e-3, weight_decay=1.0, beta1=0.9, beta2=0.98, warmup_steps=0, schedule="constant", grokfast_lamb=0.0)

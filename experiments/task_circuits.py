@@ -12,6 +12,7 @@ Writes reports/benchmarks/task_circuits.json (one row per task and granularity, 
 import argparse, datetime, json, platform, time
 from pathlib import Path
 import numpy as np, torch
+from algocircuits.model import model_preset
 from algocircuits.tasks import get_task
 from algocircuits.train import train, TrainConfig, code_version, package_versions, device_name, load_run
 from algocircuits.transcoders import train_transcoders, TranscoderConfig, transcoder_metrics
@@ -19,7 +20,7 @@ from algocircuits.circuits import (discover_units, discover_features, CircuitRun
                                    key_frequency_share)
 from algocircuits.dynamics import key_frequencies, progress_measures
 
-REFERENCE = dict(n_layers=2, d_model=128, n_heads=4, d_mlp=512)
+REFERENCE = model_preset("reference")
 TASKS = {  # task: (model, train_frac, TrainConfig overrides)
     "add_mod_97": (REFERENCE, 0.5, {}),
     "mul_mod_97": (REFERENCE, 0.5, {}),
@@ -27,7 +28,7 @@ TASKS = {  # task: (model, train_frac, TrainConfig overrides)
     "count_l6_a10": (REFERENCE, 0.5, dict(batch_size=1024, weight_decay=0.1)),   # weight decay 1.0 stalls it at 58% held out
     "gridcell_vmirror_s4_c2": (REFERENCE, 0.5, dict(batch_size=4096, weight_decay=0.1)),
 }
-NANDA = ("add_mod_113", dict(n_layers=1, d_model=128, n_heads=4, d_mlp=512), 0.3,
+NANDA = ("add_mod_113", model_preset("nanda"), 0.3,
          dict(lr=1e-3, weight_decay=1.0, warmup_steps=0, steps=40000, eval_every=250))
 
 def trained(task, mc, frac, over, device, runs, seed=0):
@@ -59,7 +60,7 @@ def main():
     a = ap.parse_args()
     tasks = dict(TASKS)
     if a.smoke:
-        small = dict(n_layers=1, d_model=32, n_heads=4, d_mlp=64)
+        small = model_preset("tiny")
         tasks = {"add_mod_23": (small, 0.6, dict(lr=1e-2, steps=1500)), "count_l4_a4": (small, 0.5, dict(lr=1e-2, steps=1500))}
     else: tasks = {t: tasks[t] for t in a.tasks.split(",")}
     out = dict(benchmark="task_circuits", device=device_name(torch.device(a.device)), torch=torch.__version__, code=code_version(),

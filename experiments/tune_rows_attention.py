@@ -8,6 +8,7 @@ same step with compiled elementwise attention, in one process. Writes reports/be
 import argparse, datetime, json, platform, time
 from pathlib import Path
 import torch
+from algocircuits.model import model_preset
 from algocircuits import sweep
 from algocircuits.tasks import get_task
 from algocircuits.model import TransformerConfig
@@ -70,7 +71,7 @@ def main():
     Path(a.out).parent.mkdir(parents=True, exist_ok=True); Path(a.out).write_text(json.dumps(out, indent=1, default=str))
     # the whole step at N = 256 with the tuned launch, and with compiled elementwise attention, side by side
     ds = get_task("add_mod_97").dataset(train_frac=0.5, val_frac=0.5, seed=0)
-    cfg = TransformerConfig(vocab_size=ds.vocab_size, n_ctx=ds.seq_len, act="relu", n_layers=2, d_model=128, n_heads=4, d_mlp=512)
+    cfg = TransformerConfig(vocab_size=ds.vocab_size, n_ctx=ds.seq_len, **model_preset("reference"))
     X, Y = (t.to(dev) for t in ds.tensors("train"))
     sp = sweep.shared_prefixes(ds.tensors("all")[0], ds.vocab_size, 1).to(dev)
     out["step"] = []
