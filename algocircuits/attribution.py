@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_attribution.ipynb #6e6d1650
 from __future__ import annotations
-import dataclasses, json, math, tempfile, warnings
+import dataclasses, json, math, re, tempfile, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -19,8 +19,8 @@ from .train import progress
 # %% auto #0
 __all__ = ['hf_tokenizer', 'replacement_model', 'attribution_graph', 'Circuit', 'extract_circuit', 'Ablation', 'mean_activations',
            'spliced_forward', 'circuit_ablation', 'counterparts', 'circuit_faithfulness', 'steer',
-           'activation_patching', 'path_patching', 'plot_circuit', 'consensus_circuit', 'extract_task_circuits',
-           'save_extraction']
+           'activation_patching', 'path_patching', 'plot_circuit', 'write_graph_files', 'consensus_circuit',
+           'extract_task_circuits', 'save_extraction']
 
 # %% ../nbs/07_attribution.ipynb #b3f7357c
 _TOKENIZER_DIRS: dict = {}
@@ -302,6 +302,27 @@ def plot_circuit(c: Circuit, ax=None, title: str | None = None, max_edges: int =
     ax.legend(fontsize=7, loc="upper left")
     return ax
 
+# %% ../nbs/07_attribution.ipynb #6b62a064
+_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+def write_graph_files(graph,                       # a circuit-tracer Graph (from attribution_graph)
+                      slug: str,                   # the graph's name: letters, digits, '_', '.', '-'
+                      out_dir,                     # folder for <slug>.json and graph-metadata.json (created)
+                      vocab,                       # the task's Vocab (names the prompt's tokens)
+                      scan: str = "algocircuits",  # what the frontend calls the transcoder set
+                      node_threshold: float = 0.8, edge_threshold: float = 0.98) -> Path:
+    "The graph as circuit-tracer's frontend reads it (create_graph_files), tokens named by the task's tokenizer."
+    from circuit_tracer.utils.create_graph_files import create_graph_files
+    import logging
+    if not isinstance(slug, str) or not _SLUG.match(slug): raise ValueError(f"write_graph_files: slug must be letters, digits, '_', '.' or '-' (one path component), got {slug!r}")
+    hf_tokenizer(vocab)   # saves the tokenizer to a local folder: create_graph_files reloads it by name from there
+    graph.cfg.tokenizer_name = _TOKENIZER_DIRS[tuple(vocab.tokens)]
+    logging.getLogger("circuit_tracer").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        create_graph_files(graph, slug, str(out_dir), scan=scan, node_threshold=node_threshold, edge_threshold=edge_threshold)
+    return Path(out_dir) / f"{slug}.json"
+
 # %% ../nbs/07_attribution.ipynb #c4bc24f6
 def consensus_circuit(circuits: list, min_share: float = 0.25) -> Circuit:
     "Nodes kept in at least `min_share` of the prompt circuits (keyed by layer, position, feature), as one circuit."
@@ -326,8 +347,8 @@ def extract_task_circuits(model: Transformer, tc: Transcoders, ds: TaskDataset, 
     g = torch.Generator().manual_seed(seed); order = torch.randperm(len(xv), generator=g)
     pi, ei = order[:n_prompts], order[n_prompts:n_prompts + n_eval]
     means = mean_activations(model, tc, ds.tensors("all")[0])
-    circuits = [extract_circuit(attribution_graph(rm, xv[i], target=int(yv[i, 0])), node_threshold, edge_threshold, ds.vocab)
-                for i in progress(pi.tolist(), desc="attribution graphs", unit="prompt")]
+    graphs = [attribution_graph(rm, xv[i], target=int(yv[i, 0])) for i in progress(pi.tolist(), desc="attribution graphs", unit="prompt")]
+    circuits = [extract_circuit(gr, node_threshold, edge_threshold, ds.vocab) for gr in graphs]
     per = circuit_faithfulness(model, tc, xv[pi], yv[pi], circuits, means, per_example=True)
     for c, f1, ok in zip(circuits, per.pop("each"), per.pop("each_correct")): c.scores.update(faithfulness=f1, circuit_correct=bool(ok))
     tcirc = consensus_circuit(circuits, min_share)
@@ -342,12 +363,16 @@ def extract_task_circuits(model: Transformer, tc: Transcoders, ds: TaskDataset, 
                    circuit_accuracy_per_prompt=per["circuit_accuracy"],
                    consensus_features=tcirc.scores["n_features_kept"], consensus_errors=tcirc.scores["n_error_nodes_kept"],
                    faithfulness_consensus=held["faithfulness"], consensus_accuracy=held["circuit_accuracy"], model_accuracy=held["model_accuracy"])
-    return dict(summary=summary, circuits=circuits, consensus=tcirc, per_prompt=per, held_out=held, path_patching=pp)
+    return dict(summary=summary, circuits=circuits, consensus=tcirc, per_prompt=per, held_out=held, path_patching=pp,
+                graphs=[gr.to("cpu") or gr for gr in graphs], vocab=ds.vocab, thresholds=(node_threshold, edge_threshold))
 
 def save_extraction(result: dict, out_dir, transcoders_path=None) -> Path:
-    "circuits/*.json + *.graphml, consensus_circuit.json, path_patching.csv, summary.json (with a pointer to the transcoders)."
+    "circuits/*.json + *.graphml, graph_files/ (circuit-tracer's frontend), consensus_circuit.json, path_patching.csv, summary.json."
     out = Path(out_dir); (out / "circuits").mkdir(parents=True, exist_ok=True)
     for i, c in enumerate(result["circuits"]): c.to_json(out / "circuits" / f"prompt_{i:03d}.json"); c.to_graphml(out / "circuits" / f"prompt_{i:03d}.graphml")
+    task = result["summary"]["task"]
+    for i, gr in enumerate(result.get("graphs") or []):
+        write_graph_files(gr, f"{task}.prompt_{i:03d}", out / "graph_files", result["vocab"], f"algocircuits/{task}", *result["thresholds"])
     result["consensus"].to_json(out / "consensus_circuit.json")
     result["path_patching"].to_csv(out / "path_patching.csv", index=False)
     (out / "summary.json").write_text(json.dumps(dict(result["summary"], transcoders=None if transcoders_path is None else str(transcoders_path),

@@ -326,6 +326,7 @@ def main(argv=None):
         sv = argparse.ArgumentParser(prog="algocircuits serve", description="serve the catalog browser and attribution-graph viewer (Datasette) on a local port")
         sv.add_argument("--catalog", default="reports/catalog.db", help="catalog database (built by `algocircuits catalog`)")
         sv.add_argument("--port", type=int, default=8001); sv.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (this machine only) unless you mean otherwise")
+        sv.add_argument("--graphs", nargs="*", default=None, help="folders of circuit-tracer graph files (default: every graph_files/ beside the catalog)")
         return serve_main(sv.parse_args(rest))
     if cmd != "pipeline" and cmd not in STAGES:
         print(f"algocircuits: unknown command {cmd!r}\n{usage}", file=sys.stderr); return 2
@@ -360,9 +361,10 @@ def serve_main(a) -> int:
     import signal
     from algocircuits.viz import CatalogServer
     from algocircuits.catalog import CatalogError
-    try: srv = CatalogServer(a.catalog, port=a.port, host=a.host); url = srv.start()
+    try: srv = CatalogServer(a.catalog, port=a.port, host=a.host, graphs=a.graphs); url = srv.start()
     except (CatalogError, RuntimeError) as e: print(f"algocircuits serve: {e}", file=sys.stderr); return 2
-    print(f"catalog browser: {url}/viewer/index.html   SQL and tables: {url}/   (Ctrl-C stops)", flush=True)
+    print(f"catalog browser: {url}/viewer/index.html   SQL and tables: {url}/   attribution graphs ({len(srv.graph_slugs)}, "
+          f"circuit-tracer's frontend): {url}/attribution/index.html   (Ctrl-C stops)", flush=True)
     def _interrupt(*_): raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, _interrupt)  # a terminated server takes its Datasette child with it
     try: srv.proc.wait()

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04b_experiments.ipynb #80c36be0
 from __future__ import annotations
-import dataclasses, datetime, functools, hashlib, json, math, os, platform, re, resource, socket, sys, time, traceback
+import dataclasses, datetime, functools, hashlib, json, math, os, platform, re, resource, socket, sys, time, traceback, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['ENGINES', 'OBJECTIVES', 'DEFAULT_STORAGE', 'MODES', 'ResourceMeter', 'provenance', 'Experiment', 'StopExperiment',
-           'run_experiment', 'load_records', 'experiment_table', 'plot_resources', 'parallel_map', 'run_experiments',
-           'study_name', 'create_study', 'default_search_space', 'params_to_train', 'objective_value',
-           'optimize_sequential', 'study_trials', 'optimize_population', 'optimize_parallel', 'optimize', 'plot_study',
-           'notebook_kernel', 'BatchRun', 'load_batch', 'run_notebook', 'run_batch', 'batch_main']
+__all__ = ['ENGINES', 'OBJECTIVES', 'DEFAULT_STORAGE', 'SAMPLERS', 'MODES', 'ResourceMeter', 'provenance', 'Experiment',
+           'StopExperiment', 'run_experiment', 'load_records', 'experiment_table', 'plot_resources', 'parallel_map',
+           'run_experiments', 'make_sampler', 'study_name', 'create_study', 'default_search_space', 'params_to_train',
+           'objective_value', 'optimize_sequential', 'study_trials', 'optimize_population', 'optimize_parallel',
+           'optimize', 'plot_study', 'notebook_kernel', 'BatchRun', 'load_batch', 'run_notebook', 'run_batch',
+           'batch_main']
 
 # %% ../nbs/04b_experiments.ipynb #ecf0db65
 def _rss_peak_bytes() -> int:
@@ -304,6 +305,23 @@ def _need_optuna():
 def _check_objective(objective):
     if objective not in OBJECTIVES: raise ValueError(f"objective must be one of {list(OBJECTIVES)}, got {objective!r}")
 
+SAMPLERS = ("tpe", "random", "cmaes")
+
+def make_sampler(kind="tpe",                 # one of SAMPLERS, or an optuna sampler (returned as it is)
+                 seed: int | None = 0,
+                 n_startup_trials: int = 10):  # random trials before the model-based samplers take over
+    """TPE is multivariate (it models the parameters jointly) with a constant liar: trials asked together, before any of
+    them is told (a population), are spread out instead of all landing on the same point."""
+    if kind is None: kind = "tpe"
+    if not isinstance(kind, str): return kind
+    optuna = _need_optuna(); S = optuna.samplers
+    if kind not in SAMPLERS: raise ValueError(f"make_sampler: sampler must be one of {SAMPLERS} or an optuna sampler, got {kind!r}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if kind == "tpe": return S.TPESampler(seed=seed, multivariate=True, constant_liar=True, n_startup_trials=n_startup_trials)
+        if kind == "random": return S.RandomSampler(seed=seed)
+        return S.CmaEsSampler(seed=seed, n_startup_trials=n_startup_trials, warn_independent_sampling=False)
+
 def study_name(task: str, objective: str = "steps_to_grok", tag: str | None = None) -> str:
     "Conventional study name: '<task>.<objective>[.<tag>]'."
     _check_objective(objective)
@@ -319,14 +337,15 @@ def _prepare_storage(storage):
 def create_study(name: str,                        # e.g. study_name("add_mod_97")
                  storage: str | None = DEFAULT_STORAGE,  # SQLAlchemy URL (sqlite:///..., postgresql://...); None = in memory
                  objective: str = "steps_to_grok", # key of OBJECTIVES; sets the direction
-                 sampler=None,                     # optuna sampler (default TPE with `seed`)
+                 sampler="tpe",                    # "tpe", "random", "cmaes" (see make_sampler) or an optuna sampler
                  pruner=None,                      # optuna pruner (default MedianPruner(n_startup_trials=4, n_warmup_steps=1))
-                 seed: int | None = 0,             # seed of the default sampler
-                 load_if_exists: bool = True):     # reopen a study of that name
+                 seed: int | None = 0,             # seed of the sampler
+                 load_if_exists: bool = True,      # reopen a study of that name
+                 n_startup_trials: int = 10):      # random trials before TPE / CMA-ES model the space
     "An Optuna study for `objective`, stored in SQLite by default."
     optuna = _need_optuna(); _check_objective(objective)
     study = optuna.create_study(study_name=name, storage=_prepare_storage(storage), direction=OBJECTIVES[objective],
-                                sampler=sampler or optuna.samplers.TPESampler(seed=seed),
+                                sampler=make_sampler(sampler, seed, n_startup_trials),
                                 pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1),
                                 load_if_exists=load_if_exists)
     old = study.user_attrs.get("objective")
@@ -371,7 +390,7 @@ def objective_value(metrics: pd.DataFrame,       # metrics table of one run (ste
 
 # %% ../nbs/04b_experiments.ipynb #d3984169
 _TRIAL_ATTRS = ("status", "error", "wall_s", "gpu_s", "peak_mem_bytes", "device", "steps", "generalization_step", "memorization_step",
-                "final_val_acc", "git_commit", "population_size")
+                "final_val_acc", "git_commit", "population_size", "pruned_at")
 
 def _trial_attrs(trial, rec: dict, **extra):
     flat = {**rec.get("result", {}), **rec.get("resources", {}), "status": rec.get("status"), "error": rec.get("error"),
@@ -448,56 +467,107 @@ def _shared_fields() -> tuple:
     sw = _sweep_module()
     return tuple(getattr(sw, "SHARED", ("steps", "eval_every", "batch_size", "precision")))
 
-def optimize_population(study, task: str, n_trials: int,
-                        population_size: int = 8,       # trials asked and trained together
+def _report_steps(cfg, max_reports: int) -> set:
+    "The evaluation steps at which a trial reports its held-out curve (at most max_reports of them, spread evenly)."
+    evals = list(range(cfg.eval_every, cfg.steps + 1, cfg.eval_every))
+    return {evals[i] for i in np.unique(np.linspace(0, len(evals) - 1, min(max_reports, len(evals))).round().astype(int))} if evals else set()
+
+class _TrialLog:
+    "One offline W&B run per study: each told trial's value, state and numeric parameters at step = trial number."
+    def __init__(self, studies, out_dir, enabled: bool):
+        self.runs = {}
+        if not enabled: return
+        from algocircuits.train import WandbLogger
+        root = Path(out_dir) if out_dir else Path("reports/experiments/hpo")
+        for s in studies:
+            d = root / s.study_name; d.mkdir(parents=True, exist_ok=True)
+            self.runs[s.study_name] = WandbLogger(d, s.study_name, dict(study=s.study_name, direction=s.direction.name,
+                                                                        sampler=type(s.sampler).__name__),
+                                                  re.sub(r"[^A-Za-z0-9_-]", "-", s.study_name)[:64])
+    def log(self, study, trial, value, state: str):
+        w = self.runs.get(study.study_name)
+        if w is not None:
+            w.log(dict(value=float(value) if value is not None else math.nan, pruned=int(state == "PRUNED"),
+                       **{k: float(v) for k, v in trial.params.items() if isinstance(v, (int, float))}), trial.number)
+    def finish(self):
+        for w in self.runs.values(): w.finish()
+
+def optimize_population(study,                           # an optuna Study, or a list of them: each asks its trials, all train together
+                        task: str, n_trials: int,        # trials to run (per study)
+                        population_size: int = 8,        # trials asked per round (per study)
                         space: dict | None = None, model: dict | None = None, base: dict | None = None,
                         max_steps: int = 2000, penalty: float = 2.0,
-                        max_reports: int = 20,          # intermediate values reported per trial
+                        max_reports: int = 20,           # intermediate values reported per trial (the pruner's evidence)
+                        prune: bool = True,              # ask the study's pruner at each report; a pruned member is stopped (lr 0)
                         out_dir: str | Path | None = None,   # population records go to out_dir/<study>/
                         population_kw: dict | None = None,   # more train_population arguments (e.g. compile=False)
+                        wandb: bool = False,             # log each study's trials to an offline W&B run (out_dir/<study>/wandb)
                         ) -> pd.DataFrame:
-    "Ask trials in batches, train each batch as a population (train_population), tell each trial; returns the trials."
-    optuna = _need_optuna(); objective = _study_objective(study); sw = _sweep_module()
+    "Rounds of: ask trials, train them as one population, prune members mid-run, tell each trial; returns the trials."
+    optuna = _need_optuna(); sw = _sweep_module()
     if sw is None: raise ImportError("optimize_population needs algocircuits.sweep.train_population; use optimize_sequential")
+    studies = list(study) if isinstance(study, (list, tuple)) else [study]
+    if not studies: raise ValueError("optimize_population: no study given")
+    objectives = {_study_objective(s) for s in studies}
+    if len(objectives) > 1: raise ValueError(f"optimize_population: the studies optimize different objectives {sorted(objectives)}")
+    objective = objectives.pop(); minimize = OBJECTIVES[objective] == "minimize"
     from algocircuits.train import TrainConfig, resolve_device
     space = space if space is not None else default_search_space()
     base = _base_train(base, objective, max_steps); base.pop("early_stop_acc", None)
-    minimize = OBJECTIVES[objective] == "minimize"
-    shared = _shared_fields(); asked = 0
-    while asked < n_trials:
-        trials = [study.ask(space) for _ in range(min(population_size, n_trials - asked))]; asked += len(trials)
-        cfgs = [TrainConfig(**{"wandb": False, **base, **params_to_train(t.params)}) for t in trials]
-        groups: dict = {}
-        for t, c in zip(trials, cfgs): groups.setdefault(json.dumps([getattr(c, k, None) for k in shared], default=str), []).append((t, c))
-        for members in groups.values():
-            ts, cs = zip(*members)
-            name = f"{study.study_name}.pop{ts[0].number:04d}-{ts[-1].number:04d}"
-            rec = dict(name=name, kind="population", task=task, seed=[c.seed for c in cs], trials=[t.number for t in ts],
-                       config=_jsonable(dict(task=task, model=model or {}, members=[c.to_dict() for c in cs])), started=_now(), status="ok", error=None)
-            meter = ResourceMeter(str(resolve_device(cs[0].device)))
-            try:
-                with meter: res = sw.train_population(task, dict(model or {}), list(cs), stop_when_all_generalized=minimize, **(population_kw or {}))
-            except Exception as e:
-                rec.update(status="failed", error=f"{type(e).__name__}: {e}", resources=meter.result or {})
-                rec.update(ended=_now(), **provenance()); _write_record(_jsonable(rec), Path(out_dir) / study.study_name if out_dir else None)
-                for t in ts:
-                    _trial_attrs(t, rec, population_size=len(ts)); study.tell(t, state=optuna.trial.TrialState.FAIL)
-                continue
-            rec.update(resources=meter.result, ended=_now(), **provenance(), result=dict(steps_to_grok=res.steps_to_grok, steps=res.steps_done))
-            _write_record(_jsonable(rec), Path(out_dir) / study.study_name if out_dir else None)
-            for i, (t, c) in enumerate(members):
-                mi = res.metrics[res.metrics.member == i].sort_values("step")
-                held = "val_acc" if "val_acc" in mi else "test_acc"
-                pts = mi[mi.step > 0]
-                for _, row in pts.iloc[np.unique(np.linspace(0, len(pts) - 1, min(max_reports, len(pts))).round().astype(int))].iterrows():
-                    t.report(float(1 - row[held] if minimize else row[held]), int(row.step))
-                value = objective_value(mi, objective, max_steps=c.steps, penalty=penalty, threshold=c.acc_threshold)
-                r = res.reports[i]
-                _trial_attrs(t, dict(rec, result=dict(steps=int(mi.step.iloc[-1]), generalization_step=r.generalization_step,
-                                                      memorization_step=r.memorization_step, final_val_acc=float(mi[held].iloc[-1]))),
-                             population_size=len(ts))
-                study.tell(t, value)
-    return study_trials(study)
+    shared = _shared_fields(); asked = 0; tlog = _TrialLog(studies, out_dir, wandb)
+    try:
+        while asked < n_trials:
+            k = min(population_size, n_trials - asked); asked += k
+            pairs = [(s, s.ask(space)) for s in studies for _ in range(k)]
+            groups: dict = {}
+            for s, t in pairs:
+                c = TrainConfig(**{"wandb": False, **base, **params_to_train(t.params)})
+                groups.setdefault(json.dumps([getattr(c, f, None) for f in shared], default=str), []).append((s, t, c))
+            for members in groups.values(): _train_trials(members, task, model, minimize, objective, penalty, max_reports, prune,
+                                                          out_dir, population_kw, sw, optuna, resolve_device, tlog)
+    finally: tlog.finish()
+    if len(studies) == 1: return study_trials(studies[0])
+    return pd.concat([study_trials(s).assign(study=s.study_name) for s in studies], ignore_index=True)
+
+def _train_trials(members, task, model, minimize, objective, penalty, max_reports, prune, out_dir, population_kw, sw, optuna, resolve_device, tlog):
+    "Train one group of (study, trial, config) as a population; report, prune and tell."
+    ss, ts, cs = zip(*members)
+    name = f"{ss[0].study_name}.pop{ts[0].number:04d}-{ts[-1].number:04d}"
+    rec = dict(name=name, kind="population", task=task, seed=[c.seed for c in cs], trials=[[s.study_name, t.number] for s, t in zip(ss, ts)],
+               config=_jsonable(dict(task=task, model=model or {}, members=[c.to_dict() for c in cs])), started=_now(), status="ok", error=None)
+    rec_dir = Path(out_dir) / ss[0].study_name if out_dir else None
+    at = _report_steps(cs[0], max_reports); pruned_at = {}
+    def on_eval(step, row):   # report each member's held-out error (or accuracy); the pruner may stop it
+        if step not in at: return None
+        held = row.get("val_acc", row.get("test_acc", row["train_acc"]))
+        for i, (s, t) in enumerate(zip(ss, ts)):
+            if i in pruned_at: continue
+            t.report(float(1 - held[i] if minimize else held[i]), int(step))
+            if prune and t.should_prune(): pruned_at[i] = int(step)
+        return [i in pruned_at for i in range(len(ts))]
+    meter = ResourceMeter(str(resolve_device(cs[0].device)))
+    try:
+        with meter: res = sw.train_population(task, dict(model or {}), list(cs), stop_when_all_generalized=minimize, on_eval=on_eval,
+                                              **(population_kw or {}))
+    except Exception as e:
+        rec.update(status="failed", error=f"{type(e).__name__}: {e}", resources=meter.result or {}, ended=_now(), **provenance())
+        _write_record(_jsonable(rec), rec_dir)
+        for s, t in zip(ss, ts):
+            _trial_attrs(t, rec, population_size=len(ts)); s.tell(t, state=optuna.trial.TrialState.FAIL); tlog.log(s, t, None, "FAIL")
+        return
+    rec.update(resources=meter.result, ended=_now(), **provenance(),
+               result=dict(steps_to_grok=res.steps_to_grok, steps=res.steps_done, pruned={str(ts[i].number): v for i, v in pruned_at.items()}))
+    _write_record(_jsonable(rec), rec_dir)
+    for i, (s, t, c) in enumerate(members):
+        mi = res.metrics[res.metrics.member == i].sort_values("step")
+        held = "val_acc" if "val_acc" in mi else "test_acc"
+        r = res.reports[i]
+        _trial_attrs(t, dict(rec, result=dict(steps=int(mi.step.iloc[-1]), generalization_step=r.generalization_step,
+                                              memorization_step=r.memorization_step, final_val_acc=float(mi[held].iloc[-1]),
+                                              pruned_at=pruned_at.get(i))), population_size=len(ts))
+        if i in pruned_at: s.tell(t, state=optuna.trial.TrialState.PRUNED); tlog.log(s, t, None, "PRUNED"); continue
+        value = objective_value(mi, objective, max_steps=c.steps, penalty=penalty, threshold=c.acc_threshold)
+        s.tell(t, value); tlog.log(s, t, value, "COMPLETE")
 
 # %% ../nbs/04b_experiments.ipynb #66d46af0
 def optimize_parallel(study, task: str, n_trials: int, batch: int = 8,

@@ -499,6 +499,7 @@ class PopulationResult:
     first_step_s: float | None = None   # wall time of the first step (on CUDA with compile: mostly compilation)
     eval_s: float = 0.0                 # wall time spent in evaluations (grokking detection)
     shared_prefix_positions: int = 0    # leading positions run once per distinct prefix
+    stopped: list | None = None         # per member: stopped early by `on_eval` (e.g. a pruned HPO trial)
     @property
     def steps_to_grok(self) -> list: return [r.generalization_step for r in self.reports]
     @property
@@ -578,6 +579,8 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
                      bf16_residual: bool = False,        # with bf16 precision, keep the residual stream in bf16 too (faster; rounds its sums)
                      resume: bool = True,                # continue from the last checkpoint in run_dir
                      stop_after: int | None = None,      # simulate a kill: return after this many steps (tests)
+                     on_eval=None,                       # on_eval(step, row) after each evaluation -> members to stop (bools) or None;
+                                                          #   a stopped member's lr is 0 from then on (an HPO pruner's verdict)
                      ) -> PopulationResult:
     "Train N models of one architecture at once, each with its own seed, data split and optimizer hyperparameters."
     members = list(members)
@@ -611,7 +614,7 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
     step_loss = population_loss_fn(pop, K, use_bf16, compile, prefixes)
 
     # the loop's state: a checkpoint holds all of it, so a resumed run continues exactly where the killed one was
-    st = dict(step=0, rows=[], streak=0, streaks=np.zeros(N, dtype=np.int64), finished=False)
+    st = dict(step=0, rows=[], streak=0, streaks=np.zeros(N, dtype=np.int64), stopped=np.zeros(N, dtype=bool), finished=False)
     run_dir = Path(run_dir) if run_dir is not None else None
     if run_dir is not None:
         run = dict(kind="population", model_config=mcfg.to_dict(), members=[m.to_dict() for m in members], init_scales=init_scales,
@@ -627,7 +630,7 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
             run.setdefault("wandb_id", f"{run_dir.name}-{time.strftime('%Y%m%d%H%M%S')}"[:64])
             st = _load_pop_checkpoint(ck, pop, opt, gen)
         run_dir.mkdir(parents=True, exist_ok=True); write_json_atomic(run_dir / "run.json", run)
-    start, rows, streak, streaks = st["step"], st["rows"], st["streak"], st["streaks"]
+    start, rows, streak, streaks, stopped = st["step"], st["rows"], st["streak"], st["streaks"], st["stopped"]
     # W&B (offline by default): one run per population, each member's metrics under its index, and the population's counts
     wb = WandbLogger(run_dir, run_dir.name, dict(model=mcfg.to_dict(), members=[m.to_dict() for m in members]), run["wandb_id"],
                      m0.wandb_project) if run_dir is not None and m0.wandb else None
@@ -637,7 +640,7 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
         hk = f"{held[0]}_acc" if held else "train_acc"
         flat.update(population_mean_heldout_acc=float(np.mean(row[hk])), population_generalized=int((streaks >= m0.early_stop_patience).sum()))
         wb.log(flat, step)
-    frozen = torch.as_tensor(streaks >= m0.early_stop_patience, device=device)
+    frozen = torch.as_tensor(streaks >= m0.early_stop_patience, device=device); halted = torch.as_tensor(stopped, device=device)
     ckpt_at = set(_ckpt_steps(m0))
     if device.type == "cuda": torch.cuda.reset_peak_memory_stats(device)
     def eval_row(step, lr, gnorm):
@@ -652,11 +655,12 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     done = start
     save = lambda finished: _save_pop_checkpoint(run_dir, done, pop, opt, gen, dict(step=done, rows=rows, streak=streak, streaks=streaks,
-                                                                                     finished=finished), mcfg, members, N)
+                                                                                     stopped=stopped, finished=finished), mcfg, members, N)
     bar = progress(range(start, m0.steps if not st["finished"] else start), desc=f"population of {N}", unit="step")
     for step in bar:
         lr = opt.lrs(step)
         if freeze_generalized: lr = torch.where(frozen, torch.zeros_like(lr), lr)
+        lr = torch.where(halted, torch.zeros_like(lr), lr)
         if bs is None: xb, yb = xfull, yfull
         else:
             j = torch.randint(0, n_train, (N, bs), generator=gen).to(device)
@@ -675,9 +679,11 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
             streak = streak + 1 if (hacc >= target).all() else 0
             streaks = np.where(streaks >= m0.early_stop_patience, streaks, np.where(hacc >= target, streaks + 1, 0))
             frozen = torch.as_tensor(streaks >= m0.early_stop_patience, device=device)
+            if on_eval is not None: stopped = stopped | _stop_mask(on_eval(done, row), N); halted = torch.as_tensor(stopped, device=device)
             log(row, done); bar.set_postfix(generalized=f"{int((streaks >= m0.early_stop_patience).sum())}/{N}", refresh=False)
-        end = (done == m0.steps or (m0.early_stop_acc and streak >= m0.early_stop_patience)
-               or (stop_when_all_generalized and (streaks >= m0.early_stop_patience).all()))
+        settled = (streaks >= m0.early_stop_patience) | stopped   # nothing left to learn for these members
+        end = (done == m0.steps or (m0.early_stop_acc and streak >= m0.early_stop_patience) or bool(stopped.all())
+               or (stop_when_all_generalized and settled.all()))
         if run_dir is not None and (done in ckpt_at or end): save(bool(end))
         if stop_after is not None and done >= stop_after: break
         if end: break
@@ -691,7 +697,14 @@ def train_population(task_or_dataset,                   # task name, Task or Tas
     if run_dir is not None: write_metrics(metrics, run_dir)
     if wb is not None: wb.finish()
     return PopulationResult(pop, members, metrics, reports, seconds, done - start, peak, run_dir, first_step_s, eval_s,
-                            prefixes.positions if prefixes else 0)
+                            prefixes.positions if prefixes else 0, [bool(s) for s in stopped])
+
+def _stop_mask(s, N: int) -> np.ndarray:
+    "on_eval's answer as N bools (None: stop nobody)."
+    if s is None: return np.zeros(N, dtype=bool)
+    m = np.asarray(s, dtype=bool).reshape(-1)
+    if m.shape != (N,): raise ValueError(f"train_population: on_eval must return {N} bools (one per member) or None, got shape {m.shape}")
+    return m
 
 def _long_metrics(rows, N) -> pd.DataFrame:
     out = []
@@ -743,6 +756,7 @@ def _load_pop_checkpoint(ck, pop, opt, gen) -> dict:
     st = load_state(ck / "state")
     opt.load_state_dict(st.pop("opt")); gen.set_state(st.pop("gen")); torch.set_rng_state(st.pop("torch_rng"))
     st["streaks"] = np.asarray(st["streaks"], dtype=np.int64)
+    st["stopped"] = np.asarray(st.get("stopped", np.zeros(len(st["streaks"]), dtype=bool)), dtype=bool)
     return st
 
 # %% ../nbs/04_sweep.ipynb #2f2ca157

@@ -645,6 +645,169 @@ class _Stepper:
         return lr, (self.gnorm_t.item() if want_norm else None)
 
 # %% ../nbs/03_train.ipynb #0b144580
+@dataclass
+class _Run:
+    "Everything one training run holds: what it trains, how, where it writes, and its loop state (all of it checkpointed)."
+    cfg: TrainConfig; ds: TaskDataset; mcfg: TransformerConfig; device: torch.device; use_bf16: bool; use_graph: bool
+    run_dir: Path | None; run_name: str; configs: dict
+    model: Any = None; opt: Any = None; init_params: dict | None = None; grokfast: Any = None; noise_gen: Any = None
+    data: dict = dataclasses.field(default_factory=dict); sampler: Any = None; example_weights: torch.Tensor | None = None
+    step: int = 0; wall0: float = 0.0; early_hits: int = 0; rows: list = dataclasses.field(default_factory=list)
+    stopped_by: str | None = None; ckpt: Path | None = None; info: dict | None = None; t_start: float = 0.0
+    @property
+    def stopped_early(self) -> bool: return self.stopped_by is not None
+    def wall(self) -> float: return self.wall0 + time.perf_counter() - self.t_start
+
+def _plan_run(task_or_dataset, model_cfg, cfg, run_dir, run_name) -> _Run:
+    "Step 1: the dataset, the fitted model config, the device and the names."
+    cfg = TrainConfig() if cfg is None else cfg
+    if not isinstance(cfg, TrainConfig): raise TypeError(f"train: train_cfg must be a TrainConfig, got {type(cfg).__name__}")
+    ds = as_dataset(task_or_dataset, cfg); mcfg = fit_model_config(model_cfg, ds); device = resolve_device(cfg.device)
+    run_dir = Path(run_dir) if run_dir is not None else None
+    run_name = run_name or (run_dir.name if run_dir else f"{ds.config.get('task', 'task')}_s{cfg.seed}")
+    configs = json.loads(json.dumps(dict(model=asdict(mcfg), train=cfg.to_dict(), task=ds.config), default=str))
+    return _Run(cfg, ds, mcfg, device, cfg.precision == "bf16" and device.type == "cuda", cfg.cuda_graph and device.type == "cuda",
+                run_dir, run_name, configs)
+
+def _build(r: _Run, example_weights):
+    "Step 2: model, optimizer, gradient transforms, data on the device and the minibatch sampler, exactly as a fresh run (same RNG use)."
+    cfg, device = r.cfg, r.device
+    random.seed(cfg.seed); np.random.seed(cfg.seed); torch.manual_seed(cfg.seed)
+    r.model = Transformer(r.mcfg).to(device)
+    named = [(n, p) for n, p in r.model.named_parameters() if p.requires_grad]
+    r.init_params = {n: p.detach().clone() for n, p in named} if cfg.wd_target == "init" else None
+    fused = dict(fused=True) if device.type == "cuda" else dict(foreach=True)
+    if r.use_graph: fused.update(capturable=True)
+    r.opt = torch.optim.AdamW([p for _, p in named], lr=torch.tensor(cfg.lr, device=device) if r.use_graph else cfg.lr, betas=cfg.betas, eps=cfg.eps,
+                              weight_decay=cfg.weight_decay if cfg.wd_target == "origin" else 0.0, **fused)
+    r.grokfast = GrokfastEMA(cfg.grokfast_alpha, cfg.grokfast_lamb) if cfg.grokfast_lamb > 0 else None
+    r.noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1) if cfg.grad_noise > 0 else None
+    r.data = {s: tuple(t.to(device) for t in r.ds.tensors(s)) for s in r.ds.splits}
+    for x, _ in r.data.values(): check_input_ids(x, r.mcfg)
+    r.model.check_inputs = False  # checked once above; the per-forward check costs a host sync every step on GPU
+    n = len(r.data["train"][0])
+    r.sampler = MinibatchSampler(n, cfg.batch_size, cfg.seed + 2) if cfg.batch_size and cfg.batch_size < n else None
+    if example_weights is not None:
+        if not torch.is_tensor(example_weights) or example_weights.shape != (n,):
+            raise ValueError(f"train: example_weights must be a tensor of shape ({n},) (one weight per training example), "
+                             f"got {getattr(example_weights, 'shape', type(example_weights).__name__)}")
+        if example_weights.device != r.data["train"][0].device:
+            raise ValueError(f"train: example_weights is on {example_weights.device} but training runs on {r.data['train'][0].device}")
+        if not bool((example_weights >= 0).all()) or not float(example_weights.sum()) > 0:
+            raise ValueError("train: example_weights must be >= 0 with a positive sum")
+    r.example_weights = example_weights
+
+def _restore(r: _Run, ckpt: Path):
+    "Step 3 (a resumed run): weights, optimizer, gradient transforms, sampler, RNGs, loop state and metrics from the checkpoint."
+    cfg, device = r.cfg, r.device
+    r.model.load_state_dict(read_tensors(ckpt / "model.safetensors", device))
+    if (ckpt / "train_state.pt").exists() and not (ckpt / "train_state.json").exists():
+        raise CheckpointError(f"{ckpt} was written by an older algocircuits (train_state.pt, a pickle, is not loaded); start a fresh run_dir")
+    st = load_state(ckpt / "train_state")
+    r.opt.load_state_dict(st["optimizer"])
+    for g in r.opt.param_groups: g["lr"] = torch.tensor(float(g["lr"]), device=device) if r.use_graph else float(g["lr"])
+    if r.grokfast is not None and st.get("grokfast") is not None: r.grokfast.load_state_dict(st["grokfast"], device)
+    if r.init_params is not None: r.init_params = {k: v.to(device) for k, v in read_tensors(ckpt / "init_params.safetensors").items()}
+    if r.noise_gen is not None: r.noise_gen.set_state(st["noise_gen"])
+    if r.sampler is not None: r.sampler.load_state_dict(st["sampler"])
+    _set_rng_state(st["rng"])
+    r.step, r.wall0, r.early_hits, r.stopped_by = st["step"], st["wall_s"], st["early_hits"], st.get("stopped_by")
+    if r.stopped_by is None and cfg.early_stop_acc is not None and r.early_hits >= cfg.early_stop_patience: r.stopped_by = "early_stop_acc"
+    if r.example_weights is not None and st.get("example_weights") is not None:
+        r.example_weights.copy_(st["example_weights"].to(r.example_weights.device))
+    try: prev = read_metrics(ckpt)          # the rows up to the checkpoint travel with it
+    except ValueError as e: raise CheckpointError(f"{ckpt}: its metrics table is missing or unreadable ({str(e)[:200]})") from None
+    r.rows = [row for row in prev.to_dict("records") if row["step"] <= r.step]
+
+def _open_run_dir(r: _Run, old_info: dict | None):
+    "Step 4: run.json (config, seed, code and package versions, device; each resume appended)."
+    if r.run_dir is None: return
+    r.run_dir.mkdir(parents=True, exist_ok=True)
+    now = lambda: datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    if old_info is None:
+        r.info = dict(run_name=r.run_name, wandb_id=f"{r.run_name}-{datetime.datetime.now().strftime('%Y%m%d%H%M%S')}"[:64], created=now(),
+                      seed=r.cfg.seed, **r.configs, n_params=sum(p.numel() for p in r.model.parameters()), code=code_version(),
+                      packages=package_versions(), device=str(r.device), device_name=device_name(r.device),
+                      platform=platform.platform(), argv=sys.argv, resumes=[])
+    else:
+        r.info = old_info
+        r.info["resumes"].append(dict(from_step=r.step, date=now(), device=str(r.device), device_name=device_name(r.device), code=code_version()))
+    write_json_atomic(r.run_dir / "run.json", r.info)
+
+def _eval_row(r: _Run, step: int, lr: float, gnorm) -> dict:
+    row = dict(step=step, lr=lr, param_norm=global_norm(r.model.parameters()), grad_norm=float("nan") if gnorm is None else gnorm)
+    for s, (x, y) in r.data.items():
+        ev = evaluate(r.model, x, y, r.cfg.eval_batch_size, r.use_bf16)
+        row.update({f"{s}_loss": ev["loss"], f"{s}_acc": ev["acc"], f"{s}_class_acc": ev["class_acc"]})
+    row["wall_s"] = r.wall()
+    return row
+
+def _checkpoint(r: _Run):
+    state = dict(step=r.step, wall_s=r.wall(), early_hits=r.early_hits, stopped_by=r.stopped_by, optimizer=r.opt.state_dict(), rng=_rng_state(),
+                 example_weights=r.example_weights.detach().cpu().clone() if r.example_weights is not None else None,
+                 grokfast=r.grokfast.state_dict() if r.grokfast is not None else None,
+                 noise_gen=r.noise_gen.get_state() if r.noise_gen is not None else None,
+                 sampler=r.sampler.state_dict() if r.sampler is not None else None)
+    save_checkpoint(r.run_dir / "checkpoints" / f"step_{r.step:06d}", r.model, r.configs, state, r.init_params, pd.DataFrame(r.rows))
+    write_metrics(pd.DataFrame(r.rows), r.run_dir)
+
+def _loop(r: _Run, callbacks):
+    "Step 5: updates until the budget or a stop; an evaluation row every eval_every steps (logged), checkpoints on schedule."
+    cfg = r.cfg
+    wb = WandbLogger(r.run_dir, r.run_name, r.configs, r.info["wandb_id"], cfg.wandb_project) if r.run_dir is not None and cfg.wandb else None
+    ckpt_at = set(checkpoint_steps(cfg.steps, cfg.checkpoint_every, cfg.checkpoint_schedule)) if r.run_dir is not None else set()
+    held = "val" if "val" in r.data else ("test" if "test" in r.data else None)
+    xtr, ytr = r.data["train"]
+    step_fn = _Stepper(r.model, r.opt, cfg, xtr, ytr, r.sampler, r.grokfast, r.noise_gen, r.init_params, r.use_bf16, r.use_graph)
+    step_fn.weights = r.example_weights
+    r.t_start = time.perf_counter()
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    if cfg.deterministic: torch.use_deterministic_algorithms(True, warn_only=True)
+    bar = None
+    try:
+        if r.step == 0 and not r.rows:
+            r.rows.append(_eval_row(r, 0, lr_at(0, cfg), None))
+            if wb: wb.log(r.rows[-1], 0)
+        r.model.train()
+        bar = progress(total=cfg.steps, initial=r.step, desc=f"train {r.run_name}", unit="step")
+        while r.step < cfg.steps and not r.stopped_early:
+            due = (r.step + 1) % cfg.eval_every == 0 or r.step + 1 == cfg.steps
+            lr, gnorm = step_fn(r.step, due)
+            r.step += 1; bar.update(1)
+            if due:
+                row = _eval_row(r, r.step, lr, gnorm); r.rows.append(row)
+                if wb: wb.log(row, r.step)
+                bar.set_postfix({k: round(float(v), 3) for k, v in row.items() if k in ("train_acc", "val_acc", "test_acc")}, refresh=False)
+                if cfg.early_stop_acc is not None and held is not None:
+                    r.early_hits = r.early_hits + 1 if row[f"{held}_acc"] >= cfg.early_stop_acc else 0
+                    if r.early_hits >= cfg.early_stop_patience: r.stopped_by = "early_stop_acc"
+                for cb in callbacks:  # before the checkpoint, so that it holds what the callbacks changed (example_weights)
+                    if cb(r.step, row, r.model) is True and not r.stopped_early:
+                        r.stopped_by = f"callback {getattr(cb, '__name__', type(cb).__name__)}"
+            if r.step in ckpt_at or (r.run_dir is not None and (r.step == cfg.steps or r.stopped_early)): _checkpoint(r)
+    finally:
+        if bar is not None: bar.close()
+        torch.use_deterministic_algorithms(was_deterministic)
+        if r.run_dir is not None and r.rows: write_metrics(pd.DataFrame(r.rows), r.run_dir)
+        if wb: wb.finish()
+
+def _finish(r: _Run, reports_dir) -> TrainResult:
+    "Step 6: the grokking report, the curves figure, the result, and the summary in run.json."
+    metrics = pd.DataFrame(r.rows)
+    report = detect_grokking(metrics, r.cfg.acc_threshold)
+    plot_path = None
+    if reports_dir is not None:
+        plot_path = Path(reports_dir) / f"{r.run_name}_curves.png"
+        plot_training_curves(metrics, report, plot_path, title=f"{r.run_name}: {r.ds.config.get('task', 'task')}")
+    r.model.check_inputs = True
+    result = TrainResult(r.model, metrics, report, r.step, r.stopped_early, r.wall(), r.run_dir, int(r.ckpt.name[5:]) if r.ckpt else None,
+                         plot_path, r.stopped_by)
+    if r.run_dir is not None:
+        r.info["summary"] = dict(steps=r.step, stopped_early=r.stopped_early, stopped_by=r.stopped_by, wall_time_s=result.wall_time_s,
+                                 final=result.final, grokking=dict(asdict(report), grokked=report.grokked))
+        write_json_atomic(r.run_dir / "run.json", r.info, default=float)
+    return result
+
 def train(task_or_dataset,                    # task name, Task or TaskDataset
           model_cfg=None,                     # TransformerConfig, dict of its fields, or None (defaults)
           train_cfg: TrainConfig | None = None,  # how to train (default TrainConfig())
@@ -657,153 +820,16 @@ def train(task_or_dataset,                    # task name, Task or TaskDataset
                                               # training device; read at every update, so a callback may change it in place
           ) -> TrainResult:
     "Train a Transformer on a task, logging metrics, checkpointing, and detecting grokking."
-    cfg = TrainConfig() if train_cfg is None else train_cfg
-    if not isinstance(cfg, TrainConfig): raise TypeError(f"train: train_cfg must be a TrainConfig, got {type(cfg).__name__}")
-    ds = as_dataset(task_or_dataset, cfg)
-    mcfg = fit_model_config(model_cfg, ds)
-    device = resolve_device(cfg.device)
-    use_bf16 = cfg.precision == "bf16" and device.type == "cuda"
-    use_graph = cfg.cuda_graph and device.type == "cuda"
-    task_name = ds.config.get("task", "task")
-    run_dir = Path(run_dir) if run_dir is not None else None
-    run_name = run_name or (run_dir.name if run_dir else f"{task_name}_s{cfg.seed}")
-    configs = json.loads(json.dumps(dict(model=asdict(mcfg), train=cfg.to_dict(), task=ds.config), default=str))
-
-    ckpts = list_checkpoints(run_dir) if run_dir else []
-    if ckpts and not resume: raise ValueError(f"train: {run_dir} already holds checkpoints; pass resume=True or use a fresh run_dir")
-    ckpt = latest_valid_checkpoint(ckpts) if ckpts else None   # a damaged newest checkpoint falls back to the one before
-    old_info = _check_resume_configs(run_dir, configs, ckpt) if ckpt else None
-
-    # -- build everything exactly as a fresh run does (same RNG consumption), then overwrite from the checkpoint
-    random.seed(cfg.seed); np.random.seed(cfg.seed); torch.manual_seed(cfg.seed)
-    model = Transformer(mcfg).to(device)
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    init_params = {n: p.detach().clone() for n, p in named} if cfg.wd_target == "init" else None
-    fused = dict(fused=True) if device.type == "cuda" else dict(foreach=True)
-    if use_graph: fused.update(capturable=True)
-    opt = torch.optim.AdamW([p for _, p in named], lr=torch.tensor(cfg.lr, device=device) if use_graph else cfg.lr, betas=cfg.betas, eps=cfg.eps,
-                            weight_decay=cfg.weight_decay if cfg.wd_target == "origin" else 0.0, **fused)
-    grokfast = GrokfastEMA(cfg.grokfast_alpha, cfg.grokfast_lamb) if cfg.grokfast_lamb > 0 else None
-    noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1) if cfg.grad_noise > 0 else None
-    data = {s: tuple(t.to(device) for t in ds.tensors(s)) for s in ds.splits}
-    for x, _ in data.values(): check_input_ids(x, mcfg)
-    model.check_inputs = False  # checked once above; the per-forward check costs a host sync every step on GPU
-    xtr, ytr = data["train"]
-    sampler = MinibatchSampler(len(xtr), cfg.batch_size, cfg.seed + 2) if cfg.batch_size and cfg.batch_size < len(xtr) else None
-    if example_weights is not None:
-        if not torch.is_tensor(example_weights) or example_weights.shape != (len(xtr),):
-            raise ValueError(f"train: example_weights must be a tensor of shape ({len(xtr)},) (one weight per training example), "
-                             f"got {getattr(example_weights, 'shape', type(example_weights).__name__)}")
-        if example_weights.device != xtr.device:
-            raise ValueError(f"train: example_weights is on {example_weights.device} but training runs on {xtr.device}")
-        if not bool((example_weights >= 0).all()) or not float(example_weights.sum()) > 0:
-            raise ValueError("train: example_weights must be >= 0 with a positive sum")
-    step, wall0, early_hits, rows, stopped_early, stopped_by = 0, 0.0, 0, [], False, None
-
-    if ckpt is not None:
-        model.load_state_dict(read_tensors(ckpt / "model.safetensors", device))
-        if (ckpt / "train_state.pt").exists() and not (ckpt / "train_state.json").exists():
-            raise CheckpointError(f"{ckpt} was written by an older algocircuits (train_state.pt, a pickle, is not loaded); start a fresh run_dir")
-        st = load_state(ckpt / "train_state")
-        opt.load_state_dict(st["optimizer"])
-        for g in opt.param_groups: g["lr"] = torch.tensor(float(g["lr"]), device=device) if use_graph else float(g["lr"])
-        if grokfast is not None and st.get("grokfast") is not None: grokfast.load_state_dict(st["grokfast"], device)
-        if init_params is not None:
-            init_params = {k: v.to(device) for k, v in read_tensors(ckpt / "init_params.safetensors").items()}
-        if noise_gen is not None: noise_gen.set_state(st["noise_gen"])
-        if sampler is not None: sampler.load_state_dict(st["sampler"])
-        _set_rng_state(st["rng"])
-        step, wall0, early_hits = st["step"], st["wall_s"], st["early_hits"]
-        stopped_by = st.get("stopped_by")
-        if stopped_by is None and cfg.early_stop_acc is not None and early_hits >= cfg.early_stop_patience: stopped_by = "early_stop_acc"
-        stopped_early = stopped_by is not None  # it had finished
-        if example_weights is not None and st.get("example_weights") is not None:
-            example_weights.copy_(st["example_weights"].to(example_weights.device))
-        try: prev = read_metrics(ckpt)          # the rows up to the checkpoint travel with it
-        except ValueError as e: raise CheckpointError(f"{ckpt}: its metrics table is missing or unreadable ({str(e)[:200]})") from None
-        rows = [r for r in prev.to_dict("records") if r["step"] <= step]
-
-    if run_dir is not None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if old_info is None:
-            info = dict(run_name=run_name, wandb_id=f"{run_name}-{datetime.datetime.now().strftime('%Y%m%d%H%M%S')}"[:64],
-                        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), seed=cfg.seed,
-                        **configs, n_params=sum(p.numel() for p in model.parameters()), code=code_version(),
-                        packages=package_versions(), device=str(device), device_name=device_name(device),
-                        platform=platform.platform(), argv=sys.argv, resumes=[])
-        else:
-            info = old_info
-            info["resumes"].append(dict(from_step=step, date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                                        device=str(device), device_name=device_name(device), code=code_version()))
-        write_json_atomic(run_dir / "run.json", info)
-    wb = WandbLogger(run_dir, run_name, configs, info["wandb_id"], cfg.wandb_project) if run_dir is not None and cfg.wandb else None
-
-    ckpt_at = set(checkpoint_steps(cfg.steps, cfg.checkpoint_every, cfg.checkpoint_schedule)) if run_dir is not None else set()
-    held = "val" if "val" in data else ("test" if "test" in data else None)
-    step_fn = _Stepper(model, opt, cfg, xtr, ytr, sampler, grokfast, noise_gen, init_params, use_bf16, use_graph)
-    step_fn.weights = example_weights
-    t_start = time.perf_counter()
-    wall = lambda: wall0 + time.perf_counter() - t_start
-
-    def eval_row(step, lr, gnorm):
-        row = dict(step=step, lr=lr, param_norm=global_norm(model.parameters()), grad_norm=float("nan") if gnorm is None else gnorm)
-        for s, (x, y) in data.items():
-            ev = evaluate(model, x, y, cfg.eval_batch_size, use_bf16)
-            row.update({f"{s}_loss": ev["loss"], f"{s}_acc": ev["acc"], f"{s}_class_acc": ev["class_acc"]})
-        row["wall_s"] = wall()
-        return row
-
-    def checkpoint(step):
-        state = dict(step=step, wall_s=wall(), early_hits=early_hits, stopped_by=stopped_by, optimizer=opt.state_dict(), rng=_rng_state(),
-                     example_weights=example_weights.detach().cpu().clone() if example_weights is not None else None,
-                     grokfast=grokfast.state_dict() if grokfast is not None else None,
-                     noise_gen=noise_gen.get_state() if noise_gen is not None else None,
-                     sampler=sampler.state_dict() if sampler is not None else None)
-        save_checkpoint(run_dir / "checkpoints" / f"step_{step:06d}", model, configs, state, init_params, pd.DataFrame(rows))
-        write_metrics(pd.DataFrame(rows), run_dir)
-
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    if cfg.deterministic: torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        if step == 0 and not rows:
-            rows.append(eval_row(0, lr_at(0, cfg), None))
-            if wb: wb.log(rows[-1], 0)
-        model.train()
-        bar = progress(total=cfg.steps, initial=step, desc=f"train {run_name}", unit="step")
-        while step < cfg.steps and not stopped_early:
-            due = (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps
-            lr, gnorm = step_fn(step, due)
-            step += 1; bar.update(1)
-            if due:
-                row = eval_row(step, lr, gnorm); rows.append(row)
-                if wb: wb.log(row, step)
-                bar.set_postfix({k: round(float(v), 3) for k, v in row.items() if k in ("train_acc", "val_acc", "test_acc")}, refresh=False)
-                if cfg.early_stop_acc is not None and held is not None:
-                    early_hits = early_hits + 1 if row[f"{held}_acc"] >= cfg.early_stop_acc else 0
-                    if early_hits >= cfg.early_stop_patience: stopped_early, stopped_by = True, "early_stop_acc"
-                for cb in callbacks:  # before the checkpoint, so that it holds what the callbacks changed (example_weights)
-                    if cb(step, row, model) is True and not stopped_early:
-                        stopped_early, stopped_by = True, f"callback {getattr(cb, '__name__', type(cb).__name__)}"
-            if step in ckpt_at or (run_dir is not None and (step == cfg.steps or stopped_early)): checkpoint(step)
-    finally:
-        if "bar" in locals(): bar.close()
-        torch.use_deterministic_algorithms(was_deterministic)
-        if run_dir is not None and rows: write_metrics(pd.DataFrame(rows), run_dir)
-        if wb: wb.finish()
-
-    metrics = pd.DataFrame(rows)
-    report = detect_grokking(metrics, cfg.acc_threshold)
-    plot_path = None
-    if reports_dir is not None:
-        plot_path = Path(reports_dir) / f"{run_name}_curves.png"
-        plot_training_curves(metrics, report, plot_path, title=f"{run_name}: {task_name}")
-    model.check_inputs = True
-    result = TrainResult(model, metrics, report, step, stopped_early, wall(), run_dir, int(ckpt.name[5:]) if ckpt else None, plot_path, stopped_by)
-    if run_dir is not None:
-        info["summary"] = dict(steps=step, stopped_early=stopped_early, stopped_by=stopped_by, wall_time_s=result.wall_time_s, final=result.final,
-                               grokking=dict(asdict(report), grokked=report.grokked))
-        write_json_atomic(run_dir / "run.json", info, default=float)
-    return result
+    r = _plan_run(task_or_dataset, model_cfg, train_cfg, run_dir, run_name)
+    ckpts = list_checkpoints(r.run_dir) if r.run_dir else []
+    if ckpts and not resume: raise ValueError(f"train: {r.run_dir} already holds checkpoints; pass resume=True or use a fresh run_dir")
+    r.ckpt = latest_valid_checkpoint(ckpts) if ckpts else None   # a damaged newest checkpoint falls back to the one before
+    old_info = _check_resume_configs(r.run_dir, r.configs, r.ckpt) if r.ckpt else None
+    _build(r, example_weights)
+    if r.ckpt is not None: _restore(r, r.ckpt)
+    _open_run_dir(r, old_info)
+    _loop(r, callbacks)
+    return _finish(r, reports_dir)
 
 # %% ../nbs/03_train.ipynb #51a3eca4
 def load_run(run_dir,                 # a run directory written by `train`

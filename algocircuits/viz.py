@@ -4,14 +4,14 @@
 
 # %% ../nbs/09_viz.ipynb #1e74b91d
 from __future__ import annotations
-import json, os, shutil, socket, subprocess, sys, tempfile, time, urllib.error, urllib.parse, urllib.request
+import json, os, shutil, socket, subprocess, sys, tempfile, time, urllib.error, urllib.parse, urllib.request, warnings
 from pathlib import Path
 import pandas as pd
 from .catalog import Catalog, CatalogError
 
 # %% auto #0
 __all__ = ['CHROMIUM_FLAGS', 'training_curves', 'plot_training_curves', 'feature_examples', 'plot_feature_examples',
-           'write_viewer', 'CatalogServer', 'chromium_path', 'render_dom', 'screenshot']
+           'write_viewer', 'write_graph_frontend', 'CatalogServer', 'chromium_path', 'render_dom', 'screenshot']
 
 # %% ../nbs/09_viz.ipynb #7ad27ceb
 _CURVE_COLS = ["step", "train_acc", "val_acc", "train_loss", "val_loss"]
@@ -240,11 +240,37 @@ def write_viewer(out_dir,                 # folder to write (created)
 def _free_port() -> int:
     with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
 
+def write_graph_frontend(out_dir,              # folder to write (created): circuit-tracer's frontend pages and the graphs
+                         graph_dirs) -> list:   # folders written by write_graph_files (each with graph-metadata.json)
+    """circuit-tracer's own frontend (its static pages) beside the graphs of `graph_dirs`, laid out as its local server
+    serves them (`data/graph-metadata.json`, `graph_data/<slug>.json`), so any static server can serve it read-only.
+    A slug seen twice gets a suffix. Returns the slugs."""
+    import circuit_tracer.frontend as ctf
+    out = Path(out_dir)
+    shutil.copytree(Path(ctf.__file__).parent / "assets", out, dirs_exist_ok=True)
+    (out / "graph_data").mkdir(exist_ok=True); (out / "data").mkdir(exist_ok=True)
+    graphs, seen = [], set()
+    for d in graph_dirs:
+        try: metas = json.loads((Path(d) / "graph-metadata.json").read_text())["graphs"]
+        except (OSError, ValueError, KeyError) as e: warnings.warn(f"serve: skipping graph folder {d}: {e}"); continue
+        for m in metas:
+            src = Path(d) / f"{m.get('slug')}.json"
+            if not src.is_file(): continue
+            slug, k = m["slug"], 2
+            while slug in seen: slug, k = f"{m['slug']}-{k}", k + 1
+            seen.add(slug)
+            g = json.loads(src.read_text()); g["metadata"]["slug"] = slug
+            (out / "graph_data" / f"{slug}.json").write_text(json.dumps(g))
+            graphs.append(dict(m, slug=slug))
+    (out / "data" / "graph-metadata.json").write_text(json.dumps(dict(graphs=graphs)))
+    return [g["slug"] for g in graphs]
+
 class CatalogServer:
     "The catalog browser and graph viewer served by Datasette on a local port (a child process)."
     def __init__(self, catalog,                 # path of the catalog database
                  port: int | None = None,       # None: a free port
-                 host: str = "127.0.0.1"):
+                 host: str = "127.0.0.1",
+                 graphs=None):                  # folders of circuit-tracer graph files; None: every graph_files/ beside the catalog
         self.path = Path(catalog)
         if not self.path.is_file(): raise CatalogError(f"serve: no catalog at {self.path} (build one with `algocircuits catalog`)")
         with Catalog(self.path) as cat: pass  # refuses a file that is not a catalog of this schema version, with the reason
@@ -252,6 +278,8 @@ class CatalogServer:
         # two private folders: the static pages Datasette serves, and (outside the served one) its metadata and log
         self._tmp = Path(tempfile.mkdtemp(prefix="algocircuits_serve_"))
         self.viewer = write_viewer(self._tmp / "viewer", self.path.stem)
+        if graphs is None: graphs = sorted(p.parent for p in self.path.parent.rglob("graph_files/graph-metadata.json"))
+        self.graph_slugs = write_graph_frontend(self._tmp / "attribution", graphs)
 
     @property
     def url(self) -> str: return f"http://{self.host}:{self.port}"
@@ -259,12 +287,14 @@ class CatalogServer:
     def start(self, timeout: float = 60) -> str:
         meta = self._tmp / "metadata.json"
         meta.write_text(json.dumps(dict(title="algocircuits catalog", description_html=
-                        'Circuits, runs and features. <a href="/viewer/index.html">Circuit browser and graph viewer</a>.')))
+                        'Circuits, runs and features. <a href="/viewer/index.html">Circuit browser and graph viewer</a>. '
+                        '<a href="/attribution/index.html">Attribution graphs in circuit-tracer\'s frontend</a>.')))
         # read-only: Datasette runs every query on a read-only connection and grants no actor the write API (no --root);
         # not -i (immutable), which would not see rows still in the catalog's write-ahead log. The database file itself is
         # not offered for download.
         cmd = [sys.executable, "-m", "datasette", "serve", str(self.path), "--host", self.host, "--port", str(self.port),
-               "--static", f"viewer:{self.viewer}", "--metadata", str(meta), "--setting", "sql_time_limit_ms", "5000",
+               "--static", f"viewer:{self.viewer}", "--static", f"attribution:{self._tmp / 'attribution'}",
+               "--metadata", str(meta), "--setting", "sql_time_limit_ms", "5000",
                "--setting", "allow_download", "off"]
         self._log = open(self._tmp / "server.log", "w+")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)

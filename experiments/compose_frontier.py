@@ -94,7 +94,7 @@ def main():
     ap.add_argument("--depths", default="1,2,3,4")
     ap.add_argument("--budget-mult", type=float, default=3.0, help="single model's examples processed / the two modules' training")
     ap.add_argument("--n-test", type=int, default=10000)
-    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--smoke", action="store_true"); ap.add_argument("--figure", default=None, help="PNG to write (default reports/figures/compose_frontier[_smoke].png)")
     ap.add_argument("--out", default="reports/benchmarks/compose_frontier.json")
     a = ap.parse_args()
     p, depths = (11, [1, 2]) if a.smoke else (a.p, [int(d) for d in a.depths.split(",")])
@@ -121,7 +121,7 @@ def main():
     ax.plot([r["depth"] for r in rows], [r["single_model"]["test_acc"] for r in rows], "s-", label=f"one base-size model, {a.budget_mult:g}x compute")
     ax.axhline(1 / p, color="gray", ls=":", label="chance"); ax.set_xlabel("depth (operations)"); ax.set_ylabel("held-out accuracy")
     ax.set_title(f"composition frontier, mod {p}", fontsize=10); ax.legend(fontsize=7); ax.set_ylim(-0.02, 1.02)
-    fig_path = Path("reports/figures/compose_frontier_smoke.png" if a.smoke else "reports/figures/compose_frontier.png")
+    fig_path = Path(a.figure or ("reports/figures/compose_frontier_smoke.png" if a.smoke else "reports/figures/compose_frontier.png"))
     fig_path.parent.mkdir(parents=True, exist_ok=True); fig.savefig(fig_path, dpi=100, bbox_inches="tight")
     print("wrote", a.out, fig_path)
 
