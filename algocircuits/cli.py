@@ -179,7 +179,8 @@ def stage_circuits(out_dir="reports", size: str = "small", seed: int = 0, device
     task = _task(size, task); run_dir = _trained_run(out_dir, task, seed, "circuits")
     model, ds, _ = load_run(run_dir, device=device)
     out = Path(out_dir) / "circuits" / f"{task}_s{seed}"
-    tc = train_transcoders(model, ds, TranscoderConfig(d_transcoder=d_transcoder or 8 * model.cfg.d_model, steps=transcoder_steps, seed=seed, device=device))
+    tc = train_transcoders(model, ds, TranscoderConfig(d_transcoder=d_transcoder or 8 * model.cfg.d_model, steps=transcoder_steps, seed=seed, device=device),
+                            wandb_dir=out / "wandb" if os.environ.get("WANDB_MODE") != "disabled" else None)
     tm = transcoder_metrics(model, tc, ds)
     tc_path = save_transcoders(tc, out / "transcoders", task=task, model_run=str(run_dir))
     # node threshold 0.99: circuit-tracer's 0.8 makes readable graphs, but circuits that faithful under ablation need more
@@ -320,7 +321,7 @@ def main(argv=None):
     if argv[0] == "--version": print(f"algocircuits {_version()}"); return 0
     cmd, rest = argv[0], argv[1:]
     if cmd == "batch":
-        from algocircuits.experiments import batch_main
+        from algocircuits.batch import batch_main
         return batch_main(rest)
     if cmd == "serve":
         sv = argparse.ArgumentParser(prog="algocircuits serve", description="serve the catalog browser and attribution-graph viewer (Datasette) on a local port")

@@ -140,9 +140,17 @@ def _reconstruct(acts, W_dec, b_dec, clt: bool):  # acts [L, B, F]; W_dec PLT [L
 def train_transcoders(model: Transformer,                  # the trained model whose MLPs are replaced
                       data,                                # TaskDataset (all its examples are used) or input ids [N, T]
                       cfg: TranscoderConfig | None = None,
-                      log_every: int = 0) -> Transcoders:  # print progress every this many steps (0: quiet)
+                      log_every: int = 0,                  # print progress every this many steps (0: quiet)
+                      wandb_dir=None) -> Transcoders:      # log mse / sparsity loss / L0 to an offline W&B run there (None: no W&B)
     "Train per-layer or cross-layer transcoders on the model's MLP inputs and outputs."
     cfg = cfg or TranscoderConfig()
+    wb = None
+    if wandb_dir is not None:
+        from algocircuits.train import WandbLogger
+        Path(wandb_dir).mkdir(parents=True, exist_ok=True)
+        wb = WandbLogger(Path(wandb_dir), f"transcoders-{cfg.kind}-{cfg.sparsity}", dataclasses.asdict(cfg),
+                         f"transcoders-{time.strftime('%Y%m%d%H%M%S')}-{cfg.seed}")
+    wb_every = max(1, cfg.steps // 100)
     x = data.tensors("all")[0] if isinstance(data, TaskDataset) else data
     dev = torch.device(cfg.device)
     model = model.to(dev).eval()
@@ -181,6 +189,8 @@ def train_transcoders(model: Transformer,                  # the trained model w
         loss = mse + sp
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
         with torch.no_grad(): threshold.clamp_(min=1e-4)
+        if wb is not None and (step % wb_every == 0 or step == cfg.steps - 1):
+            wb.log(dict(mse=mse.item(), sparsity_loss=sp.item(), l0=(acts > 0).float().sum(-1).mean().item(), lr=sched.get_last_lr()[0]), step)
         if log_every and (step % log_every == 0 or step == cfg.steps - 1):
             l0 = (acts > 0).float().sum(-1).mean().item()
             hist.append(dict(step=step, mse=mse.item(), sparsity_loss=sp.item(), l0=l0))
@@ -190,6 +200,7 @@ def train_transcoders(model: Transformer,                  # the trained model w
         enc = W_enc * s_in[:, None, None]
         decs = [W_dec[l] / s_out[l:, None] for l in range(L)] if clt else W_dec / s_out[:, None, None]
         bd = b_dec / s_out[:, None]
+    if wb is not None: wb.finish()
     module = _to_circuit_tracer(cfg, enc, b_enc.detach(), decs, bd, threshold.detach(), d, Fn, dev)
     info = dict(trained_seconds=round(time.time() - t0, 1), n_rows=R, scales_in=s_in.tolist(), scales_out=s_out.tolist(),
                 history=hist, model_config=model.cfg.to_dict(), code=code_version())

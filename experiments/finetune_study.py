@@ -1,5 +1,5 @@
 """The two-constraint fine-tuning study: pre-train a small transformer on the synthetic corpus of
-algocircuits.finetune_study, fine-tune it on word->concept and spatial/relational prompts with checkpoints at 0, 25,
+algocircuits.studies.finetune, fine-tune it on word->concept and spatial/relational prompts with checkpoints at 0, 25,
 50, 75 and 100% of the steps, and at every checkpoint measure, on fixed held-out test prompts per type, accuracy,
 logit difference, the attribution-patching circuit (80% of |attribution|), its overlap with the final circuit and,
 at the end, mean-ablation faithfulness. Several seeds; writes a JSON report and a figure, prints the tables.
@@ -11,7 +11,7 @@ from dataclasses import asdict, fields, replace
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 
-from algocircuits.finetune_study import (StudyConfig, first_reach, pretrain_model, run_seed, summarize, summarize_trace, formation_speed, plot_study,
+from algocircuits.studies.finetune import (StudyConfig, first_reach, pretrain_model, run_seed, summarize, summarize_trace, formation_speed, plot_study,
                                          load_hub_lm)
 from algocircuits.train import code_version, package_versions
 

@@ -11,7 +11,7 @@ warmup steps (0..300), schedule (constant, cosine), Grokfast lamb (0..5). Batch 
 setting; it also keeps each round one population). The default configuration is every study's first trial.
 
 Every round, each study (TPE multivariate with a constant liar, n_startup_trials = one round; random search) asks
-`--population` trials; all of them train as one population (algocircuits.experiments.optimize_population), each member
+`--population` trials; all of them train as one population (algocircuits.hpo.optimize_population), each member
 reports its held-out error every few evaluations, and the median pruner stops members that trail (lr 0). Rounds go on
 to `--rounds` or the time budget.
 
@@ -51,7 +51,8 @@ def median_steps(steps: list):
 def compare(task, model, params_by_name: dict, seeds: list, base: dict, pop_kw: dict) -> dict:
     "Train every named configuration on the given training seeds, all in one population; steps-to-grok per seed."
     from algocircuits.train import TrainConfig
-    from algocircuits.experiments import params_to_train, ResourceMeter
+    from algocircuits.experiments import ResourceMeter
+    from algocircuits.hpo import params_to_train
     from algocircuits.sweep import train_population
     cfgs = [(name, s, TrainConfig(**{**base, **params_to_train(p), "seed": s})) for name, p in params_by_name.items() for s in seeds]
     with ResourceMeter(base["device"]) as meter:
@@ -70,7 +71,7 @@ def main(argv=None):
     ap.add_argument("--out", default=None, help="JSON to write (default reports/benchmarks/hpo.json, hpo_smoke.json with --smoke)")
     ap.add_argument("--storage", default="sqlite:///reports/optuna.db", help="Optuna storage URL (sqlite:///..., postgresql://...)")
     ap.add_argument("--task", default="add_mod_97")
-    ap.add_argument("--samplers", default="tpe,random", help="samplers compared (algocircuits.experiments.SAMPLERS)")
+    ap.add_argument("--samplers", default="tpe,random", help="samplers compared (algocircuits.hpo.SAMPLERS)")
     ap.add_argument("--study-seeds", type=int, default=3, help="studies per sampler (sampler seeds 0..n-1)")
     ap.add_argument("--population", type=int, default=12, help="trials per round per study")
     ap.add_argument("--rounds", type=int, default=4, help="search rounds (each a population of population x studies members)")
@@ -90,7 +91,8 @@ def main(argv=None):
     except ImportError:
         sys.exit("hpo_add_mod_97.py needs optuna: carry the wheels optuna, sqlalchemy, alembic, Mako, colorlog (e.g. .whl/hpo/) and pip install them")
     import torch
-    from algocircuits.experiments import create_study, optimize_population, study_trials, params_to_train, provenance, plot_study
+    from algocircuits.experiments import provenance
+    from algocircuits.hpo import create_study, optimize_population, study_trials, params_to_train, plot_study
     model = dict(REFERENCE_MODEL)
     if a.smoke:
         a.task = "add_mod_23" if a.task == "add_mod_97" else a.task
