@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 import numpy as np
 from scipy import ndimage
+from .tasks import Task, register_task_family
 
 # %% ../nbs/01_grid_dsl.ipynb #2e34d437
 Container = typing.Container
@@ -1461,7 +1462,6 @@ def grid_query_task(op: str,      # one of GRID_QUERIES
                     size: int = 3,  # the grid is size x size
                     colours: int = 3):  # colours 0..colours-1
     "A Task: a small grid (row by row) -> one number computed by a grid-DSL program."
-    from algocircuits.tasks import Task
     f, desc, n, as_grid = _grid_task_args("grid_query_task", GRID_QUERIES, op, size, colours)
     syms = [str(i) for i in range(max(colours, n + 1))]
     return Task(name=f"grid_{op}_s{size}_c{colours}", family="grid", params=dict(op=op, size=size, colours=colours),
@@ -1481,7 +1481,6 @@ def grid_cell_task(op: str,        # one of GRID_CELL_OPS
                    size: int = 3,  # the grid is size x size
                    colours: int = 3):  # colours 0..colours-1
     "A Task: a grid (row by row) and a cell index -> the colour of that cell in the grid transformed by a DSL program."
-    from algocircuits.tasks import Task
     f, desc, n, as_grid = _grid_task_args("grid_cell_task", GRID_CELL_OPS, op, size, colours)
     cell = lambda x: f(as_grid(x[:n]))[x[n] // size][x[n] % size]
     return Task(name=f"gridcell_{op}_s{size}_c{colours}", family="grid", params=dict(op=op, size=size, colours=colours),
@@ -1490,3 +1489,9 @@ def grid_cell_task(op: str,        # one of GRID_CELL_OPS
                 encode_output=lambda o: [str(o)], domain_size=colours ** n * n,
                 enumerate_inputs=lambda: (g + (i,) for g in itertools.product(range(colours), repeat=n) for i in range(n)),
                 sample_input=lambda r: tuple(r.randrange(colours) for _ in range(n)) + (r.randrange(n),), tags=["Grid"])
+
+# the grid task families, registered with the task registry (get_task("grid_asym_s4_c2"), get_task("gridcell_vmirror_s3_c3"))
+register_task_family(r"grid_(?P<op>[a-z]+)_s(?P<s>\d+)_c(?P<c>\d+)", lambda m: grid_query_task(m["op"], int(m["s"]), int(m["c"])),
+                     "grid_asym_s3_c3", default="grid_asym_s4_c2")
+register_task_family(r"gridcell_(?P<op>[a-z0-9]+)_s(?P<s>\d+)_c(?P<c>\d+)", lambda m: grid_cell_task(m["op"], int(m["s"]), int(m["c"])),
+                     "gridcell_vmirror_s3_c3")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_tasks.ipynb #802d3cbe
 from __future__ import annotations
-import ast, difflib, itertools, json, math, re, random
+import ast, difflib, importlib, itertools, json, math, re, random
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable, Sequence
@@ -13,10 +13,10 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['SPECIAL_TOKENS', 'MAX_EXAMPLES', 'MAX_SYMBOLS', 'MAX_DIGITS_MODULUS', 'BINARY_OPS', 'SEQUENCE_OPS', 'LOGIC_OPS',
-           'SET_OPS', 'TASK_PATTERNS', 'DEFAULT_TASKS', 'Vocab', 'Task', 'binary_op_task', 'symmetric_group_task',
-           'sequence_task', 'parity_task', 'logic_task', 'set_task', 'parse_expression', 'expression_task',
-           'UnknownTaskError', 'list_tasks', 'get_task', 'TaskDataset', 'make_dataset', 'baseline_scores',
-           'validate_task', 'random_expression', 'synthesize_tasks', 'task_table']
+           'SET_OPS', 'TASK_PATTERNS', 'DEFAULT_TASKS', 'TASK_FAMILY_MODULES', 'Vocab', 'Task', 'binary_op_task',
+           'symmetric_group_task', 'sequence_task', 'parity_task', 'logic_task', 'set_task', 'parse_expression',
+           'expression_task', 'UnknownTaskError', 'register_task_family', 'list_tasks', 'get_task', 'TaskDataset',
+           'make_dataset', 'baseline_scores', 'validate_task', 'random_expression', 'synthesize_tasks', 'task_table']
 
 # %% ../nbs/00_tasks.ipynb #22de8da7
 SPECIAL_TOKENS = ["<pad>", "<bos>", "<eos>", "=", "<sep>"]
@@ -332,39 +332,58 @@ TASK_PATTERNS = [  # (regex, builder from the match, an example name)
     (rf"(?P<op>{'|'.join(LOGIC_OPS)})_l(?P<L>\d+)(_a(?P<A>\d+))?", lambda m: logic_task(m["op"], int(m["L"]), int(m["A"] or 2)), "both_l8"),
     (rf"(?P<op>{'|'.join(SET_OPS)})_u(?P<U>\d+)_k(?P<K>\d+)", lambda m: set_task(m["op"], int(m["U"]), int(m["K"])), "combine_u12_k4"),
     (r"(?P<expr>.+\(.*\))_mod_(?P<p>\d+)", lambda m: expression_task(m["expr"], int(m["p"])), "add(mul(x,y),z)_mod_23"),
-    (r"grid_(?P<op>[a-z]+)_s(?P<s>\d+)_c(?P<c>\d+)", lambda m: _grid_query_task(m["op"], int(m["s"]), int(m["c"])), "grid_asym_s3_c3"),
-    (r"gridcell_(?P<op>[a-z0-9]+)_s(?P<s>\d+)_c(?P<c>\d+)", lambda m: _grid_cell_task(m["op"], int(m["s"]), int(m["c"])), "gridcell_vmirror_s3_c3"),
 ]
-
-def _grid_query_task(op, size, colours):
-    "Grid query tasks are defined with the grid DSL (nbs/01_grid_dsl), imported on demand."
-    from algocircuits.grid_dsl import grid_query_task
-    return grid_query_task(op, size, colours)
-
-def _grid_cell_task(op, size, colours):
-    "Grid cell tasks (one cell of a transformed grid) are defined with the grid DSL too."
-    from algocircuits.grid_dsl import grid_cell_task
-    return grid_cell_task(op, size, colours)
 
 DEFAULT_TASKS = ([f"{op}_mod_97" for op in BINARY_OPS] + ["add_mod_97_digits", "s5_compose"]
                  + [f"{op}_l6_a10" for op in SEQUENCE_OPS] + ["parity_l8"]
                  + ["even_l6_a10", "flip_l8", "both_l8", "either_l8", "equality_l6_a10"]
-                 + [f"{op}_u12_k4" for op in SET_OPS] + ["add(mul(x,y),z)_mod_23", "grid_asym_s4_c2"])
+                 + [f"{op}_u12_k4" for op in SET_OPS] + ["add(mul(x,y),z)_mod_23"])
+
+# modules that define more task families and register them when imported (the grid DSL's grid tasks); this module
+# imports none of them at load time, so they can import it
+TASK_FAMILY_MODULES = ["algocircuits.grid_dsl"]
+_families_loaded = False
+
+def _load_families():
+    global _families_loaded
+    if _families_loaded: return
+    _families_loaded = True
+    for mod in TASK_FAMILY_MODULES: importlib.import_module(mod)
+
+def register_task_family(pattern: str,            # regex a task name must match in full (named groups are the parameters)
+                         build: Callable,         # build(match) -> Task
+                         example: str,            # a valid name (checked: it must match)
+                         default: str | None = None,  # a name to list in list_tasks()
+                         ) -> None:
+    "Add a task family, so `get_task` (and every stage and the CLI) resolves its names."
+    try: rx = re.compile(pattern)
+    except re.error as e: raise ValueError(f"register_task_family: pattern {pattern!r} is not a valid regex ({e})") from None
+    if not callable(build): raise TypeError("register_task_family: build must be callable (build(match) -> Task)")
+    if not isinstance(example, str) or not rx.fullmatch(example):
+        raise ValueError(f"register_task_family: the example {example!r} does not match the pattern {pattern!r}")
+    for pat, _, ex in TASK_PATTERNS:
+        if pat == pattern: return   # registered already (a module imported twice)
+        if re.fullmatch(pat, example): raise ValueError(f"register_task_family: {example!r} is already a name of the family {pat!r} (e.g. {ex})")
+    TASK_PATTERNS.append((pattern, build, example))
+    if default is not None and default not in DEFAULT_TASKS: DEFAULT_TASKS.append(default)
 
 def list_tasks() -> list[str]:
     "Names of the default instance of every registered task family (any parameters work in `get_task`)."
+    _load_families()
     return list(DEFAULT_TASKS)
 
 def get_task(name: str) -> Task:
     "Parse a task name into a Task; unknown or malformed names raise `UnknownTaskError` listing near matches."
     if not isinstance(name, str): raise TypeError(f"get_task: name must be a str, got {type(name).__name__}")
-    for pat, build, _ in TASK_PATTERNS:
-        m = re.fullmatch(pat, name.strip())
-        if m: return build(m)
+    for attempt in range(2):
+        for pat, build, _ in TASK_PATTERNS:
+            m = re.fullmatch(pat, name.strip())
+            if m: return build(m)
+        if _families_loaded: break
+        _load_families()
     near = difflib.get_close_matches(name, DEFAULT_TASKS + [ex for *_, ex in TASK_PATTERNS], n=5, cutoff=0.5)
     raise UnknownTaskError(f"Unknown task {name!r}." + (f" Did you mean: {', '.join(near)}?" if near else "")
-                           + " Patterns: op_mod_P[_digits], sN_compose, op_lL_aA, parity_lL, op_lL[_aA], op_uU_kK, expr_mod_P, grid_op_sS_cC, gridcell_op_sS_cC;"
-                           + " see list_tasks().")
+                           + " Families (an example of each): " + ", ".join(ex for *_, ex in TASK_PATTERNS) + "; see list_tasks().")
 
 # %% ../nbs/00_tasks.ipynb #bdd3b790
 class TaskDataset:
