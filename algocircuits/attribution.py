@@ -28,10 +28,14 @@ _TOKENIZER_DIRS: dict = {}
 def hf_tokenizer(vocab):
     "A `PreTrainedTokenizerFast` over the task vocabulary, loaded from a saved directory (TransformerLens reloads it by path)."
     from transformers import PreTrainedTokenizerFast
+    return PreTrainedTokenizerFast.from_pretrained(_tokenizer_dir(vocab))
+
+def _tokenizer_dir(vocab) -> str:
+    "A local folder holding the vocabulary's tokenizer files (written once per vocabulary)."
     key = tuple(vocab.tokens)
     if key not in _TOKENIZER_DIRS:
         d = tempfile.mkdtemp(prefix="algocircuits_tokenizer_"); vocab.to_hf_tokenizer(d); _TOKENIZER_DIRS[key] = d
-    return PreTrainedTokenizerFast.from_pretrained(_TOKENIZER_DIRS[key])
+    return _TOKENIZER_DIRS[key]
 
 def replacement_model(model: Transformer, tc: Transcoders, vocab, atol: float = 1e-4):
     "circuit-tracer's ReplacementModel for our model and transcoders (same logits as `model`, checked)."
@@ -315,8 +319,7 @@ def write_graph_files(graph,                       # a circuit-tracer Graph (fro
     from circuit_tracer.utils.create_graph_files import create_graph_files
     import logging
     if not isinstance(slug, str) or not _SLUG.match(slug): raise ValueError(f"write_graph_files: slug must be letters, digits, '_', '.' or '-' (one path component), got {slug!r}")
-    hf_tokenizer(vocab)   # saves the tokenizer to a local folder: create_graph_files reloads it by name from there
-    graph.cfg.tokenizer_name = _TOKENIZER_DIRS[tuple(vocab.tokens)]
+    graph.cfg.tokenizer_name = _tokenizer_dir(vocab)   # create_graph_files loads the tokenizer by name: from this local folder
     logging.getLogger("circuit_tracer").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -348,6 +351,7 @@ def extract_task_circuits(model: Transformer, tc: Transcoders, ds: TaskDataset, 
     pi, ei = order[:n_prompts], order[n_prompts:n_prompts + n_eval]
     means = mean_activations(model, tc, ds.tensors("all")[0])
     graphs = [attribution_graph(rm, xv[i], target=int(yv[i, 0])) for i in progress(pi.tolist(), desc="attribution graphs", unit="prompt")]
+    for gr in graphs: gr.to("cpu")   # kept for save_extraction's graph files
     circuits = [extract_circuit(gr, node_threshold, edge_threshold, ds.vocab) for gr in graphs]
     per = circuit_faithfulness(model, tc, xv[pi], yv[pi], circuits, means, per_example=True)
     for c, f1, ok in zip(circuits, per.pop("each"), per.pop("each_correct")): c.scores.update(faithfulness=f1, circuit_correct=bool(ok))
@@ -364,7 +368,7 @@ def extract_task_circuits(model: Transformer, tc: Transcoders, ds: TaskDataset, 
                    consensus_features=tcirc.scores["n_features_kept"], consensus_errors=tcirc.scores["n_error_nodes_kept"],
                    faithfulness_consensus=held["faithfulness"], consensus_accuracy=held["circuit_accuracy"], model_accuracy=held["model_accuracy"])
     return dict(summary=summary, circuits=circuits, consensus=tcirc, per_prompt=per, held_out=held, path_patching=pp,
-                graphs=[gr.to("cpu") or gr for gr in graphs], vocab=ds.vocab, thresholds=(node_threshold, edge_threshold))
+                graphs=graphs, vocab=ds.vocab, thresholds=(node_threshold, edge_threshold))
 
 def save_extraction(result: dict, out_dir, transcoders_path=None) -> Path:
     "circuits/*.json + *.graphml, graph_files/ (circuit-tracer's frontend), consensus_circuit.json, path_patching.csv, summary.json."
