@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools, json, multiprocessing as mp, random, time
 import numpy as np, pandas as pd
 from .synthesis import solve_arc_task, transform_library, ARCInputError
-from . import grid_dsl as dsl
+from . import grid_dsl as dsl, grid_tasks
 
 HELDOUT_SEED = 2027   # the generated held-out set; development uses seed 0
 
@@ -34,13 +34,13 @@ SECOND_STEPS = {  # name -> (Grid -> Grid with DSL primitives)
 def generate_tasks(n: int, seed: int = 0, n_train: int = 3, families=None, second=None, h=(4, 9), w=(4, 9)) -> list[dict]:
     "n novel tasks `second(family(x))` with n_train demonstrations and one test pair each (same fields as load_arc)."
     rng = random.Random(seed)
-    families = list(families or dsl.list_grid_tasks()); second = list(second or SECOND_STEPS)
+    families = list(families or grid_tasks.list_grid_tasks()); second = list(second or SECOND_STEPS)
     combos = [(f, s) for f in families for s in second]
     rng.shuffle(combos)
     tasks, i = [], 0
     while len(tasks) < n:
         fam, step = combos[i % len(combos)]; i += 1
-        try: pairs = dsl.make_grid_pairs(fam, n_train + 1, seed=rng.randrange(10**9), h=h, w=w)
+        try: pairs = grid_tasks.make_grid_pairs(fam, n_train + 1, seed=rng.randrange(10**9), h=h, w=w)
         except ValueError: continue
         pairs = [(a, SECOND_STEPS[step](b)) for a, b in pairs]
         if any(len(b) > 30 or len(b[0]) > 30 for _, b in pairs) or any(a == b for a, b in pairs): continue

@@ -73,11 +73,11 @@ def stage_grids(out_dir="reports", size: str = "small", seed: int = 0,
                 n_families: int = 5,                # grid task families in the gallery
                 ) -> dict:
     "Grid DSL: primitive count by tag and a gallery of generated grid tasks."
-    from algocircuits import grid_dsl
+    from algocircuits import grid_dsl, grid_tasks
     out = Path(out_dir) / "figures"; out.mkdir(parents=True, exist_ok=True)
-    names = grid_dsl.list_grid_tasks()[:n_families]
-    grid_dsl.save_grid_task_gallery(names, out / "grid_tasks.png", n=3, seed=seed)
-    return dict(n_primitives=len(grid_dsl.PRIMITIVES), n_grid_tasks=len(grid_dsl.list_grid_tasks()),
+    names = grid_tasks.list_grid_tasks()[:n_families]
+    grid_tasks.save_grid_task_gallery(names, out / "grid_tasks.png", n=3, seed=seed)
+    return dict(n_primitives=len(grid_dsl.PRIMITIVES), n_grid_tasks=len(grid_tasks.list_grid_tasks()),
                 gallery=str(out / "grid_tasks.png"), families=names)
 
 # %% ../nbs/90_cli.ipynb #135d7f67

@@ -8,7 +8,7 @@ import copy, dataclasses, itertools, json, math, random, time
 from collections import Counter
 from dataclasses import dataclass, asdict, field
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
-from . import grid_dsl as dsl
+from . import grid_tasks
 
 # %% auto #0
 __all__ = ['PAD', 'N_TOKENS', 'DIHEDRAL', 'DIHEDRAL_INV', 'SLOTS_PER_TASK', 'TRMConfig', 'TinyRecursiveModel', 'to_canvas',
@@ -127,7 +127,7 @@ def family_pairs(families, n_per: int, size: int, seed: int = 0) -> list[tuple]:
     "(family, input, output) triples from the grid DSL's generator families, grids small enough for the canvas."
     out = []
     for f in families:
-        for inp, o in dsl.make_grid_pairs(f, n_per, seed=seed, h=(3, size), w=(3, size)):
+        for inp, o in grid_tasks.make_grid_pairs(f, n_per, seed=seed, h=(3, size), w=(3, size)):
             if len(o) <= size and len(o[0]) <= size: out.append((f, inp, o))
     return out
 

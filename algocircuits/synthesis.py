@@ -10,10 +10,11 @@ from collections import Counter
 from typing import Callable
 import numpy as np
 from scipy import ndimage
-from .grid_dsl import PRIMITIVES, PRIOR_TAGS
+from .grid_dsl import PRIMITIVES, PRIOR_TAGS, PLACEHOLDER, background
+from .grid_dsl import _bg0, _objects, _only_best
 
 # %% auto #0
-__all__ = ['PLACEHOLDER', 'FITTERS', 'ARCInputError', 'check_grid', 'check_task', 'Transform', 'background', 'transform_library',
+__all__ = ['FITTERS', 'ARCInputError', 'check_grid', 'check_task', 'Transform', 'library_step', 'transform_library',
            'fit_colour_map', 'fit_local_rule', 'fit_object_recolour', 'analyze_pairs', 'propose_transforms',
            'fit_summary', 'fit_local_rule8', 'Candidate', 'program_source', 'SearchLog', 'search_programs',
            'circuit_transform', 'catalog_transforms', 'tag_priors', 'TaskLog', 'solve_arc_task', 'parse_grid_program',
@@ -52,431 +53,39 @@ def check_task(example_pairs, test_inputs) -> tuple[list, list]:
 # %% ../nbs/11_synthesis.ipynb #86d3fa0c
 @dataclass(frozen=True)
 class Transform:
-    "One step of a grid program."
-    name: str                      # how it is written in a program
+    "One step of a grid program: a grid_dsl primitive with its search binding, a fitted step, or a neural circuit."
+    name: str                      # how it is written in a program (the binding's label)
     fn: Callable                   # np.ndarray -> np.ndarray | None
-    primitives: tuple = ()         # DSL primitives it is built from (their tags are its prior tags)
-    kind: str = "dsl"              # "dsl" or "circuit"
+    primitives: tuple = ()         # DSL primitives it stands for (their tags are its prior tags)
+    kind: str = "dsl"              # "dsl" (a primitive or a fitted step) or "circuit"
     cost: float = 1.0              # simplicity prior: added to a program's cost
     shape: str = "same"            # what it does to the shape: same | scale | smaller | other
     circuit_id: str | None = None
+    primitive: str | None = None   # the grid_dsl primitive a library step calls
+    args: tuple = ()               # its arguments after the grid
     @property
     def tags(self) -> tuple:
         return tuple(sorted({t for p in self.primitives if p in PRIMITIVES for t in PRIMITIVES[p].tags}))
     def __call__(self, a): return self.fn(a)
 
-def background(a: np.ndarray) -> int:
-    "The most common colour (ties: the smaller colour), as the DSL's mostcolor."
-    return int(np.bincount(a.ravel(), minlength=10).argmax())
-
-def _bg0(a) -> int:
-    "Black (0) when the grid has any, else the most common colour: ARC's usual background, also on small crops."
-    return 0 if (a == 0).any() else background(a)
-
-def _objects(a: np.ndarray, diagonal: bool = True, by_colour: bool = False) -> list:
-    "Connected non-background components as (mask, bbox slices), largest first."
-    bg, st = background(a), ndimage.generate_binary_structure(2, 2 if diagonal else 1)
-    out = []
-    for c in ([c for c in np.unique(a) if c != bg] if by_colour else [None]):
-        lab, n = ndimage.label((a == c) if by_colour else (a != bg), structure=st)
-        for i, sl in enumerate(ndimage.find_objects(lab)): out.append(((lab[sl] == i + 1), sl))
-    return sorted(out, key=lambda o: -int(o[0].sum()))
-
-def _crop_object(pick):
-    def f(a):
-        obs = _objects(a)
-        if len(obs) < 1: return None
-        m, sl = pick(obs)
-        return a[sl].copy()
-    return f
-
-def _crop_nonbg(a):
-    ys, xs = np.nonzero(a != background(a))
-    return None if not len(ys) else a[ys.min():ys.max() + 1, xs.min():xs.max() + 1].copy()
-
-def _gravity(a, axis_flip):
-    "Non-background cells fall to the bottom of their column (after rotating so 'down' is the asked direction)."
-    k = axis_flip
-    r = np.rot90(a, k).copy(); bg = background(a)
-    for j in range(r.shape[1]):
-        col = r[:, j]; fg = col[col != bg]
-        r[:, j] = np.concatenate([np.full(len(col) - len(fg), bg, dtype=a.dtype), fg])
-    return np.rot90(r, -k).copy()
-
-def _keep_largest(a):
-    obs = _objects(a)
-    if len(obs) < 2: return None
-    out = np.full_like(a, background(a)); m, sl = obs[0]; out[sl][m] = a[sl][m]; return out
-
-def _denoise(a):
-    bg = background(a); lab, n = ndimage.label(a != bg, structure=np.ones((3, 3)))
-    sizes = np.bincount(lab.ravel()); small = (sizes[lab] == 1) & (a != bg)
-    if not small.any(): return None
-    out = a.copy(); out[small] = bg; return out
-
-PLACEHOLDER = 10  # a colour no grid has: fitted to the right colour by the colour map (`fill_enclosed` then `recolour`)
-
-def _fill_enclosed(a):
-    bg = background(a); lab, n = ndimage.label(a == bg)
-    border = set(np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])))
-    inside = (lab > 0) & ~np.isin(lab, list(border))
-    if not inside.any(): return None
-    out = a.copy(); out[inside] = PLACEHOLDER; return out
-
-def _outline(a):
-    bg = background(a); fg = a != bg
-    ring = ndimage.binary_dilation(fg, structure=np.ones((3, 3))) & ~fg
-    if not ring.any(): return None
-    out = a.copy(); out[ring] = PLACEHOLDER; return out
-
-def _split(a):
-    "Two equal parts: at a separator line (a full row/column of one non-background colour) or, failing that, halves."
-    h, w = a.shape
-    for axis in (1, 0):
-        n = w if axis == 1 else h
-        if n % 2 == 1 and n > 2:
-            i = n // 2; line = a[:, i] if axis == 1 else a[i]
-            if len(np.unique(line)) == 1 and line[0] != background(a):
-                return (a[:, :i], a[:, i + 1:]) if axis == 1 else (a[:i], a[i + 1:])
-    if w % 2 == 0 and w >= h: return a[:, :w // 2], a[:, w // 2:]
-    if h % 2 == 0: return a[:h // 2], a[h // 2:]
-    return None
-
-def _overlay(op):
-    def f(a):
-        s = _split(a)
-        if s is None or s[0].shape != s[1].shape: return None
-        bg = background(a) if (a == 0).sum() == 0 else 0
-        x, y = s[0] != bg, s[1] != bg
-        return op(x, y).astype(np.int8)   # 1 where the rule holds, 0 elsewhere (the colour map fits the colours)
-    return f
-
-def _stack(a):  # the second part painted over the first where it is not background
-    s = _split(a)
-    if s is None or s[0].shape != s[1].shape: return None
-    out = s[0].copy(); m = s[1] != 0; out[m] = s[1][m]; return out
-
-def _dedupe_lines(a):
-    keep_r = [0] + [i for i in range(1, a.shape[0]) if not np.array_equal(a[i], a[i - 1])]
-    b = a[keep_r]; keep_c = [0] + [j for j in range(1, b.shape[1]) if not np.array_equal(b[:, j], b[:, j - 1])]
-    out = b[:, keep_c]
-    return None if out.shape == a.shape else out.copy()
-
-def _compress(a):  # the DSL's compress: drop rows/columns of a single colour
-    r = [i for i in range(a.shape[0]) if len(np.unique(a[i])) > 1]; c = [j for j in range(a.shape[1]) if len(np.unique(a[:, j])) > 1]
-    if not r or not c or (len(r), len(c)) == a.shape: return None
-    return a[np.ix_(r, c)].copy()
-
-def _extend(a, k):
-    "Every non-background cell paints a line through background cells to the border (direction: rotate by k, then down)."
-    r = np.rot90(a, k).copy(); bg = background(a)
-    for j in range(r.shape[1]):
-        c = bg
-        for i in range(r.shape[0]):
-            if r[i, j] != bg: c = r[i, j]
-            elif c != bg: r[i, j] = c
-    return np.rot90(r, -k).copy()
-
-def _crop_colour(which):
-    def f(a):
-        cnt = np.bincount(a.ravel(), minlength=10); bg = background(a)
-        cs = [c for c in range(10) if cnt[c] and c != bg]
-        if not cs: return None
-        c = min(cs, key=lambda c: cnt[c]) if which == "least" else max(cs, key=lambda c: cnt[c])
-        ys, xs = np.nonzero(a == c)
-        return a[ys.min():ys.max() + 1, xs.min():xs.max() + 1].copy()
-    return f
-
-def _crop_mono(pick):
-    def f(a):
-        obs = _objects(a, diagonal=False, by_colour=True)
-        if not obs: return None
-        m, sl = pick(obs); return a[sl].copy()
-    return f
-
-def _paint_objects(which):
-    "Paint a placeholder (fitted to a colour by the colour map): largest / smallest object, empty bbox cells, bbox frames."
-    def f(a):
-        obs = _objects(a)
-        if not obs: return None
-        out = a.copy(); bg = background(a)
-        if which in ("largest", "smallest"):
-            if len(obs) < 2: return None
-            m, sl = obs[0] if which == "largest" else obs[-1]; out[sl][m] = PLACEHOLDER; return out
-        for m, sl in obs:
-            if which == "bbox":
-                region = out[sl]; region[(region == bg)] = PLACEHOLDER
-            else:
-                y0, y1, x0, x1 = sl[0].start - 1, sl[0].stop, sl[1].start - 1, sl[1].stop
-                for y in range(y0, y1 + 1):
-                    for x in range(x0, x1 + 1):
-                        if 0 <= y < a.shape[0] and 0 <= x < a.shape[1] and (y in (y0, y1) or x in (x0, x1)) and out[y, x] == bg: out[y, x] = PLACEHOLDER
-        return None if np.array_equal(out, a) else out
-    return f
-
-def _connect(mark: bool, rows: bool = True, cols: bool = True):
-    "Join two same-coloured cells of a row or column across background with that colour (mark: with a placeholder)."
-    def f(a):
-        bg, out = background(a), a.copy()
-        for arr, o in [(a, out)] * rows + [(a.T, out.T)] * cols:
-            for i in range(arr.shape[0]):
-                row = arr[i]; idx = np.nonzero(row != bg)[0]
-                for j, k in zip(idx[:-1], idx[1:]):
-                    if k > j + 1 and row[j] == row[k]: o[i, j + 1:k] = PLACEHOLDER if mark else row[j]
-        return None if np.array_equal(out, a) else out
-    return f
-
-_SYMS = (lambda a: a[::-1], lambda a: a[:, ::-1], lambda a: np.rot90(a, 2), lambda a: a.T, lambda a: np.rot90(a, 2).T)
-
-def _mask_colours(a):
-    "Colours whose cells form one solid rectangle (candidates for the hidden part of a symmetric picture)."
-    for c in np.unique(a):
-        ys, xs = np.nonzero(a == c)
-        if 2 <= len(ys) < a.size and len(ys) == (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1):
-            yield int(c), (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
-
-def _symmetry_fill(crop: bool):
-    "Fill a hidden rectangle from the grid's mirror / rotation / transpose images (where they are not hidden)."
-    def f(a):
-        for c, sl in _mask_colours(a):   # the first rectangle colour the symmetries can fill completely
-            out, hidden = a.copy(), a == c
-            for sym in _SYMS:
-                img = sym(a)
-                if img.shape != a.shape: continue
-                take = hidden & (img != c)
-                out[take] = img[take]; hidden &= ~take
-            if not hidden.any(): return out[sl].copy() if crop else out
-        return None
-    return f
-
 def _cap(f, limit=30):
+    "A search step: None where the primitive does not apply, raises, or leaves ARC's 1..30 sides; int8 arrays out."
     def g(a):
-        out = f(a)
-        return None if out is None or out.shape[0] > limit or out.shape[1] > limit or out.size == 0 else out
+        try: out = f(a)
+        except (ValueError, IndexError): return None
+        if out is None or out.ndim != 2 or out.shape[0] > limit or out.shape[1] > limit or out.size == 0: return None
+        return out if out.dtype == np.int8 else out.astype(np.int8)
     return g
 
-def _T(name, fn, prims, cost=1.0, shape="same"): return Transform(name, _cap(fn), tuple(prims), "dsl", cost, shape)
+def library_step(p, label: str, args: tuple) -> Transform:
+    "The search step that calls primitive `p` (a grid_dsl Primitive written on arrays) with `args` after the grid."
+    if p.array_fn is None: raise ValueError(f"library_step(): {p.name} is not written on arrays, so it is not a search step")
+    fn = p.array_fn
+    return Transform(label, _cap(lambda a: fn(a, *args)), (p.name,), "dsl", p.cost, p.shape, None, p.name, tuple(args))
 
 def transform_library() -> dict:
-    "The symbolic transforms the search composes, by name."
-    vm, hm = (lambda a: a[:, ::-1]), (lambda a: a[::-1])
-    T = [
-        _T("rot90", lambda a: np.rot90(a, -1), ["rot90"]), _T("rot180", lambda a: np.rot90(a, 2), ["rot180"]),
-        _T("rot270", lambda a: np.rot90(a, 1), ["rot270"]), _T("hmirror", hm, ["hmirror"]), _T("vmirror", vm, ["vmirror"]),
-        _T("dmirror", lambda a: a.T, ["dmirror"]), _T("cmirror", lambda a: np.rot90(a, 2).T, ["cmirror"]),
-        _T("crop_nonbg", _crop_nonbg, ["subgrid", "mostcolor"], shape="smaller"),
-        _T("crop_largest", _crop_object(lambda o: o[0]), ["objects", "argmax", "subgrid"], shape="smaller"),
-        _T("crop_smallest", _crop_object(lambda o: o[-1]), ["objects", "argmin", "subgrid"], shape="smaller"),
-        _T("tophalf", lambda a: a[:a.shape[0] // 2] if a.shape[0] > 1 else None, ["tophalf"], shape="smaller"),
-        _T("bottomhalf", lambda a: a[(a.shape[0] + 1) // 2:] if a.shape[0] > 1 else None, ["bottomhalf"], shape="smaller"),
-        _T("lefthalf", lambda a: a[:, :a.shape[1] // 2] if a.shape[1] > 1 else None, ["lefthalf"], shape="smaller"),
-        _T("righthalf", lambda a: a[:, (a.shape[1] + 1) // 2:] if a.shape[1] > 1 else None, ["righthalf"], shape="smaller"),
-        _T("compress", _compress, ["compress"], shape="smaller"), _T("dedupe_lines", _dedupe_lines, ["dedupe"], shape="smaller"),
-        _T("gravity_down", lambda a: _gravity(a, 0), ["gravitate"]), _T("gravity_up", lambda a: _gravity(a, 2), ["gravitate"]),
-        _T("gravity_left", lambda a: _gravity(a, 3), ["gravitate"]), _T("gravity_right", lambda a: _gravity(a, 1), ["gravitate"]),
-        _T("keep_largest", _keep_largest, ["objects", "argmax", "cover"]), _T("denoise", _denoise, ["objects", "sizefilter", "cover"]),
-        _T("fill_enclosed", _fill_enclosed, ["objects", "bordering", "fill"]), _T("outline", _outline, ["outbox", "fill"]),
-        _T("mirror_right", lambda a: np.hstack([a, vm(a)]), ["hconcat", "vmirror"], shape="scale"),
-        _T("mirror_left", lambda a: np.hstack([vm(a), a]), ["hconcat", "vmirror"], shape="scale"),
-        _T("mirror_down", lambda a: np.vstack([a, hm(a)]), ["vconcat", "hmirror"], shape="scale"),
-        _T("mirror_up", lambda a: np.vstack([hm(a), a]), ["vconcat", "hmirror"], shape="scale"),
-        _T("mirror_quad", lambda a: np.vstack([np.hstack([a, vm(a)]), np.hstack([hm(a), np.rot90(a, 2)])]), ["hconcat", "vconcat", "vmirror", "hmirror"], shape="scale"),
-        _T("stack_parts", _stack, ["hsplit", "paint"], shape="smaller"),
-        _T("connect_same", _connect(False), ["connect", "fill"]), _T("connect_mark", _connect(True), ["connect", "fill"]),
-        _T("symmetry_fill", _symmetry_fill(False), ["hmirror", "vmirror", "dmirror", "fill"]),
-        _T("symmetry_fill_crop", _symmetry_fill(True), ["hmirror", "vmirror", "dmirror", "subgrid"], shape="smaller"),
-        _T("mark_largest", _paint_objects("largest"), ["objects", "argmax", "recolor"]),
-        _T("mark_smallest", _paint_objects("smallest"), ["objects", "argmin", "recolor"]),
-        _T("fill_bbox", _paint_objects("bbox"), ["objects", "backdrop", "underfill"]),
-        _T("frame_objects", _paint_objects("frame"), ["objects", "outbox", "underfill"]),
-        _T("crop_largest_mono", _crop_mono(lambda o: o[0]), ["objects", "argmax", "subgrid"], shape="smaller"),
-        _T("crop_smallest_mono", _crop_mono(lambda o: o[-1]), ["objects", "argmin", "subgrid"], shape="smaller"),
-        _T("crop_leastcolour", _crop_colour("least"), ["leastcolor", "ofcolor", "subgrid"], shape="smaller"),
-        _T("crop_mostcolour", _crop_colour("most"), ["mostcolor", "ofcolor", "subgrid"], shape="smaller"),
-        _T("trim", lambda a: a[1:-1, 1:-1].copy() if min(a.shape) > 2 else None, ["trim"], shape="smaller"),
-        _T("fractal", lambda a: np.kron((a != _bg0(a)).astype(a.dtype), a) if a.size <= 36 else None, ["upscale", "cellwise"], shape="scale"),
-        _T("fractal_most", lambda a: np.kron((a == background(a)).astype(a.dtype), a) if a.size <= 36 else None, ["upscale", "cellwise", "mostcolor"], shape="scale"),
-        _T("extend_down", lambda a: _extend(a, 0), ["shoot"]), _T("extend_up", lambda a: _extend(a, 2), ["shoot"]),
-        _T("extend_left", lambda a: _extend(a, 3), ["shoot"]), _T("extend_right", lambda a: _extend(a, 1), ["shoot"]),
-        _T("tile_flip3", lambda a: np.vstack([np.tile(a, (1, 3)), np.tile(vm(a), (1, 3)), np.tile(a, (1, 3))]), ["hconcat", "vconcat", "vmirror"], shape="scale"),
-    ]
-    for k in (2, 3, 4, 5):
-        T.append(_T(f"upscale{k}", (lambda k: lambda a: np.kron(a, np.ones((k, k), dtype=a.dtype)))(k), ["upscale"], shape="scale"))
-        T.append(_T(f"downscale{k}", (lambda k: lambda a: a[::k, ::k].copy() if a.shape[0] % k == 0 and a.shape[1] % k == 0 else None)(k), ["downscale"], shape="smaller"))
-    for r, c in [(1, 2), (2, 1), (2, 2), (1, 3), (3, 1), (3, 3), (4, 4)]:
-        T.append(_T(f"tile{r}x{c}", (lambda r, c: lambda a: np.tile(a, (r, c)))(r, c), ["hconcat", "vconcat"], shape="scale"))
-    for nm, op in [("and", np.logical_and), ("or", np.logical_or), ("xor", np.logical_xor), ("nor", lambda x, y: ~(x | y)),
-                   ("left_only", lambda x, y: x & ~y), ("right_only", lambda x, y: y & ~x)]:
-        T.append(_T(f"overlay_{nm}", _overlay(op), ["hsplit", "cellwise"], cost=1.5, shape="smaller"))
-    T += [_T(f"crop_{k}", _crop_pick(p), ["objects", "extract", "subgrid"], shape="smaller") for k, p in _PICKS.items()]   # below
-    T += [_T(f"cell_{k}", _pick_cell(p), ["hsplit", "vsplit", "extract"], shape="smaller") for k, p in _CELL_PICKS.items()]
-    T += [_T("connect_rows", _connect(False, cols=False), ["connect", "hfrontier", "fill"]),
-          _T("connect_cols", _connect(False, rows=False), ["connect", "vfrontier", "fill"]),
-          _T("mark_rows", _mark_lines(1), ["hfrontier", "underfill"]), _T("mark_columns", _mark_lines(0), ["vfrontier", "underfill"]),
-          _T("rotate_quad", _rotate_quad, ["hconcat", "vconcat", "rot90", "rot180", "rot270"], shape="scale")]
-    T += [_T(f"fall_objects_{d}", (lambda k: lambda a: _fall_objects(a, k))(k), ["objects", "gravitate", "move"])
-          for d, k in (("down", 0), ("up", 2), ("left", 3), ("right", 1))]
-    T += [_T("move_to_largest", _move_to_anchor("largest"), ["objects", "gravitate", "move"]),
-          _T("move_to_smallest", _move_to_anchor("smallest"), ["objects", "gravitate", "move"]),
-          _T("majority_colour", _majority_colour, ["objects", "mostcolor", "paint"]),
-          _T("mark_interior", _mark_interior, ["objects", "inbox", "fill"])]
-    return {t.name: t for t in T}
-
-# %% ../nbs/11_synthesis.ipynb #e654ea1b
-def _only_best(items, key, sign=1):
-    "The item with the largest sign*key, None on a tie."
-    ks = [sign * key(x) for x in items]; best = max(ks)
-    return items[ks.index(best)] if ks.count(best) == 1 else None
-
-# ---- object picks: the one object that differs from the others ----
-def _obj_colours(a, o): return frozenset(np.unique(a[o[1]][o[0]]).tolist())
-
-def _pick_unique(key):
-    "The only object whose key no other object shares (None unless exactly one is unique)."
-    def pick(a, obs):
-        keys = [key(a, o) for o in obs]; cnt = Counter(keys)
-        uniq = [o for o, k in zip(obs, keys) if cnt[k] == 1]
-        return uniq[0] if len(uniq) == 1 and len(obs) > 2 else None
-    return pick
-
-_PICKS = {
-    "unique_colour": _pick_unique(_obj_colours),
-    "unique_shape": _pick_unique(lambda a, o: (o[0].shape, o[0].tobytes())),
-    "most_colours": lambda a, obs: _only_best(obs, lambda o: len(_obj_colours(a, o))),
-    "largest_bbox": lambda a, obs: _only_best(obs, lambda o: o[0].size),
-}
-
-def _crop_pick(pick, mono: bool = False):
-    "Crop to the object `pick` chooses among the objects (multicolour, 8-connected; mono: one colour, 4-connected)."
-    def f(a):
-        obs = _objects(a, diagonal=not mono, by_colour=mono)
-        if len(obs) < 2: return None
-        o = pick(a, obs)
-        return None if o is None else a[o[1]].copy()
-    return f
-
-# %% ../nbs/11_synthesis.ipynb #3d5b64f2
-def _blocks(lines, n):
-    "Index ranges between separator lines."
-    out, start = [], 0
-    for i in sorted(lines) + [n]:
-        if i > start: out.append((start, i))
-        start = i + 1
-    return out
-
-def _cells(a) -> list | None:
-    "The cells of a grid divided by full lines of one non-background colour; else its equal square tiles; None if neither."
-    h, w = a.shape; bg = background(a)
-    for c in np.unique(a):
-        if c == bg: continue
-        rows = [i for i in range(h) if (a[i] == c).all()]; cols = [j for j in range(w) if (a[:, j] == c).all()]
-        if not rows and not cols: continue
-        cells = [a[r0:r1, c0:c1] for r0, r1 in _blocks(rows, h) for c0, c1 in _blocks(cols, w)]
-        if len(cells) >= 2 and len({c.shape for c in cells}) == 1: return cells
-    if h != w and max(h, w) % min(h, w) == 0:
-        k = min(h, w)
-        return [a[i:i + k] for i in range(0, h, k)] if h > w else [a[:, j:j + k] for j in range(0, w, k)]
-    return None
-
-def _cell_unique(cells):
-    "The one cell whose pattern (non-background mask) or content differs from all the others."
-    if len(cells) < 3 or len({c.shape for c in cells}) > 1: return None
-    bg = background(np.concatenate([c.ravel() for c in cells]))
-    for key in (lambda c: c.tobytes(), lambda c: (c != bg).tobytes()):
-        cnt = Counter(key(c) for c in cells); uniq = [c for c in cells if cnt[key(c)] == 1]
-        if len(uniq) == 1: return uniq[0]
-    return None
-
-_CELL_PICKS = {
-    "unique": _cell_unique,
-    "most_fg": lambda cells: _only_best(cells, lambda c: int((c != 0).sum())),
-    "least_fg": lambda cells: _only_best(cells, lambda c: int((c != 0).sum()), -1),
-    "most_colours": lambda cells: _only_best(cells, lambda c: len(np.unique(c))),
-}
-
-def _pick_cell(pick):
-    def f(a):
-        cells = _cells(a)
-        if cells is None: return None
-        c = pick(cells)
-        return None if c is None else c.copy()
-    return f
-
-# %% ../nbs/11_synthesis.ipynb #12cd6bab
-def _shift(m, dy, dx):
-    out = np.zeros_like(m); h, w = m.shape
-    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = m[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
-    return out
-
-def _move_to_anchor(which):
-    "Every other object slides straight toward the anchor (largest / smallest object) until it touches it."
-    def f(a):
-        obs = _objects(a)
-        if not 2 <= len(obs) <= 20: return None   # many objects: noise, not things that move (and slow)
-        anchor = _only_best(obs, lambda o: int(o[0].sum()), 1 if which == "largest" else -1)
-        if anchor is None: return None
-        bg, out = background(a), a.copy()
-        A = np.zeros(a.shape, bool); A[anchor[1]] = anchor[0]
-        ay, ax = np.nonzero(A)
-        for m, sl in obs:
-            if m is anchor[0]: continue
-            M = np.zeros(a.shape, bool); M[sl] = m; ys, xs = np.nonzero(M)
-            if ys.min() <= ay.max() and ys.max() >= ay.min(): d = (0, 1 if xs.max() < ax.min() else -1)
-            elif xs.min() <= ax.max() and xs.max() >= ax.min(): d = (1 if ys.max() < ay.min() else -1, 0)
-            else: continue
-            vals, k = a.copy(), 0
-            while not (ndimage.binary_dilation(_shift(M, d[0] * k, d[1] * k)) & A).any():
-                k += 1
-                if k > max(a.shape) or _shift(M, d[0] * k, d[1] * k).sum() < M.sum() or (_shift(M, d[0] * k, d[1] * k) & A).any(): return None
-            out[M] = bg
-            S = _shift(M, d[0] * k, d[1] * k); src = np.where(M, a, 0)
-            out[S] = _shift(src, d[0] * k, d[1] * k)[S]
-        return None if np.array_equal(out, a) else out
-    return f
-
-# %% ../nbs/11_synthesis.ipynb #e359622a
-def _fall_objects(a, k):
-    "Objects (8-connected) fall as rigid units to the bottom (after rotating by k) until they rest on the border or another object."
-    r = np.rot90(a, k); bg = background(a)
-    obs = sorted(_objects(r), key=lambda o: -o[1][0].stop)      # the lowest first
-    if not 1 <= len(obs) <= 20: return None                       # many objects: noise (and slow)
-    out = np.full_like(r, bg); occ = np.zeros(r.shape, bool)
-    for m, sl in obs:
-        M = np.zeros(r.shape, bool); M[sl] = m; vals = np.where(M, r, 0); d = 0
-        while sl[0].stop + d < r.shape[0] and not (_shift(M, d + 1, 0) & occ).any(): d += 1
-        S = _shift(M, d, 0); out[S] = _shift(vals, d, 0)[S]; occ |= S
-    out = np.rot90(out, -k)
-    return None if np.array_equal(out, a) else out.copy()
-
-def _mark_lines(axis):
-    "Background cells of every row (axis 1) / column (axis 0) that holds a non-background cell get the placeholder."
-    def f(a):
-        bg = _bg0(a); fg = a != bg
-        has = fg.any(axis=axis, keepdims=True)
-        mark = np.broadcast_to(has, a.shape) & ~fg
-        if not mark.any(): return None
-        out = a.copy(); out[mark] = PLACEHOLDER; return out
-    return f
-
-def _rotate_quad(a):
-    "The grid and its three rotations as the quarters of a square (clockwise from the top left)."
-    if a.shape[0] != a.shape[1]: return None
-    return np.vstack([np.hstack([a, np.rot90(a, -1)]), np.hstack([np.rot90(a, 1), np.rot90(a, 2)])])
-
-# %% ../nbs/11_synthesis.ipynb #8d8e5da4
-def _majority_colour(a):
-    "Each object (non-background, 8-connected) painted with its most common colour."
-    lab, n = ndimage.label(a != _bg0(a), structure=np.ones((3, 3)))
-    out = a.copy()
-    for i in range(1, n + 1): out[lab == i] = np.bincount(a[lab == i]).argmax()
-    return None if np.array_equal(out, a) else out
-
-def _mark_interior(a):
-    "Object cells whose eight neighbours are all object cells get the placeholder (the colour map names it)."
-    fg = a != _bg0(a)
-    inner = fg & ndimage.binary_erosion(fg, structure=np.ones((3, 3)), border_value=0)
-    if not inner.any(): return None
-    out = a.copy(); out[inner] = PLACEHOLDER; return out
+    "The search's steps by label: every search binding of every registered grid_dsl primitive."
+    return {label: library_step(p, label, args) for p in PRIMITIVES.values() for label, args in p.search}
 
 # %% ../nbs/11_synthesis.ipynb #66604a88
 def fit_colour_map(states: list, outputs: list):

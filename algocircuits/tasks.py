@@ -341,7 +341,7 @@ DEFAULT_TASKS = ([f"{op}_mod_97" for op in BINARY_OPS] + ["add_mod_97_digits", "
 
 # modules that define more task families and register them when imported (the grid DSL's grid tasks); this module
 # imports none of them at load time, so they can import it
-TASK_FAMILY_MODULES = ["algocircuits.grid_dsl"]
+TASK_FAMILY_MODULES = ["algocircuits.grid_tasks"]
 _families_loaded = False
 
 def _load_families():

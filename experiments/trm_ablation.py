@@ -24,7 +24,7 @@ Writes the JSON with config, device, versions and date.
 import argparse, datetime, json, platform, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from algocircuits import grid_dsl as dsl
+from algocircuits import grid_tasks
 from algocircuits.recursive import (TRMConfig, TRMTrainConfig, TinyRecursiveModel, train_trm, grid_accuracy, family_pairs, trm_solver,
                                     SLOTS_PER_TASK)
 from algocircuits.arc_eval import generate_tasks, load_arc, evaluate, summarize, HELDOUT_SEED
@@ -63,7 +63,7 @@ def main():
                                                      code=code_version(), search_results=a.search_results))
         Path(a.out).write_text(json.dumps(out, indent=1, default=str)); print("wrote", a.out); return
     size, d, n_per, max_steps, budget = (6, 64, 150, a.steps or 600, a.time_budget or 300) if a.small else (10, 256, 2000, a.steps or 20000, a.time_budget or 420)
-    fams = dsl.list_grid_tasks()
+    fams = grid_tasks.list_grid_tasks()
     train = family_pairs(fams, n_per, size, seed=0); test = family_pairs(fams, max(20, n_per // 10), size, seed=1)
     fams = sorted({f for f, _, _ in train}); fid = {f: i for i, f in enumerate(fams)}
     n_tasks = SLOTS_PER_TASK * len(fams)
