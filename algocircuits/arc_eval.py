@@ -92,10 +92,12 @@ def _run_one(args) -> dict:
     t0 = time.perf_counter()
     preds, log = solve_arc_task(train, task["test_inputs"], task_id=task["id"], return_log=True, **kw)
     sol = log.solutions[0] if log.solutions else {}
+    at = {f"solved_at_{s:g}s": score_task(p, task["test_outputs"]) for s, p in log.predictions_at.items()}
+    at.update({f"found_at_{s:g}s": any(x is not None for x in p) for s, p in log.predictions_at.items()})
     return dict(id=task["id"], solved=score_task(preds, task["test_outputs"]), seconds=time.perf_counter() - t0, n_demos=len(train),
                 programs_tried=log.programs_tried, timed_out=log.timed_out, found=bool(log.solutions), program_length=log.program_length,
                 steps=" ; ".join(sol.get("steps", [])), tags=",".join(sol.get("tags", [])), uses_circuits=bool(sol.get("uses_circuits")),
-                circuit_calls=log.circuit_calls, llm_tokens=log.llm_tokens)
+                circuit_calls=log.circuit_calls, llm_tokens=log.llm_tokens, **at)
 
 def _run_solver(solver, task, n_demos) -> dict:
     train = task["train"][:n_demos] if n_demos else task["train"]
@@ -129,4 +131,12 @@ def summarize(df: pd.DataFrame) -> dict:
                 false_positives=int((df.found & ~df.solved).sum()), mean_seconds=float(df.seconds.mean()), max_seconds=float(df.seconds.max()),
                 timed_out=int(df.timed_out.sum()), mean_program_length_solved=float(s.program_length.mean()) if len(s) else None,
                 share_solutions_with_circuits=float(s.uses_circuits.mean()) if len(s) else None,
-                tags_of_solutions=dict(pd.Series([t for x in s.tags for t in x.split(",") if t]).value_counts().astype(int)))
+                tags_of_solutions=dict(pd.Series([t for x in s.tags for t in x.split(",") if t]).value_counts().astype(int)),
+                **_curve(df))
+
+def _curve(df) -> dict:
+    "Solved and false positives at each recorded snapshot (solve_arc_task(snapshots=)): the anytime curve."
+    snaps = sorted((float(c[len("solved_at_"):-1]), c) for c in df.columns if c.startswith("solved_at_"))
+    if not snaps: return {}
+    return dict(solved_at={f"{s:g}s": int(df[c].sum()) for s, c in snaps},
+                false_positives_at={f"{s:g}s": int((df[c.replace("solved", "found")] & ~df[c]).sum()) for s, c in snaps})

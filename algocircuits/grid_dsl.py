@@ -28,8 +28,9 @@ __all__ = ['COLOURS', 'PRIOR_TAGS', 'COMPLEXITIES', 'PRIMITIVES', 'SHAPES', 'RAY
            'move_to_largest', 'move_to_smallest', 'keep_largest', 'denoise', 'fill_enclosed', 'outline',
            'mark_interior', 'paint_largest', 'paint_smallest', 'fill_bbox', 'frame_objects', 'majority_colour',
            'join_pairs', 'mark_joins', 'mark_rows', 'mark_columns', 'complete_symmetry', 'hidden_symmetric_part',
-           'overlay_halves', 'stack_parts', 'dedupe_lines', 'mirror_extend', 'mirror_quad', 'rotate_quad', 'tile',
-           'tile_flip3', 'fractal', 'fractal_most', 'primitive_table', 'serialize_grid', 'deserialize_grid', 'grids']
+           'complete_pattern', 'hidden_pattern_part', 'overlay_halves', 'stack_parts', 'dedupe_lines', 'mirror_extend',
+           'mirror_quad', 'rotate_quad', 'tile', 'tile_flip3', 'fractal', 'fractal_most', 'primitive_table',
+           'serialize_grid', 'deserialize_grid', 'grids']
 
 # %% ../nbs/01_grid_dsl.ipynb #21b33092
 import difflib, functools, inspect, itertools, random, typing
@@ -1433,6 +1434,44 @@ def complete_symmetry(grid: Grid) -> Grid:
 def hidden_symmetric_part(grid: Grid) -> Grid:
     "What a hidden rectangle (one solid colour) covers, recovered from the grid's symmetries."
     return _symmetry_fill(grid, True)
+
+def _periodic_fill(a, colour):
+    "Cells of `colour` filled from the smallest 2-D period the other cells agree with; None if there is none."
+    h, w = a.shape; known = a != colour
+    if known.all() or not known.any(): return None
+    def agrees(d, axis):   # known cells d apart along the axis have one colour
+        if d >= a.shape[axis]: return True
+        x, y = (a[:-d], a[d:]) if axis == 0 else (a[:, :-d], a[:, d:])
+        k = (known[:-d] & known[d:]) if axis == 0 else (known[:, :-d] & known[:, d:])
+        return bool((x[k] == y[k]).all())
+    pys = [d for d in range(1, h + 1) if agrees(d, 0)]; pxs = [d for d in range(1, w + 1) if agrees(d, 1)]
+    yy, xx = np.indices(a.shape)
+    for py, px in sorted(((py, px) for py in pys for px in pxs if (py, px) != (h, w)), key=lambda p: (p[0] * p[1], p)):
+        if py * px * 2 > known.sum(): return None   # each residue class needs two known cells on average
+        cls = (yy % py) * px + xx % px
+        lo = np.full(py * px, 99); np.minimum.at(lo, cls[known], a[known])
+        hi = np.full(py * px, -1); np.maximum.at(hi, cls[known], a[known])
+        seen = hi >= 0
+        if (lo[seen] == hi[seen]).all() and seen[cls[~known]].all(): return np.where(known, a, lo[cls]).astype(a.dtype)
+    return None
+
+def _pattern_fill(a, colour, crop):
+    fills = [(c, f) for c in ([colour] if colour is not None else np.unique(a).tolist()) if (f := _periodic_fill(a, c)) is not None]
+    if not fills: return None
+    c, f = fills[0] if colour is not None else max(fills, key=lambda cf: int((a == cf[0]).sum()))   # unknown mask: the largest one
+    if not crop: return f
+    ys, xs = np.nonzero(a == c)
+    return f[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+
+@primitive(("Core_Geometry", "Sequence"), complexity="Compound", on_arrays=True, search={"pattern_fill": (None,)})
+def complete_pattern(grid: Grid, colour: Integer | None = None) -> Grid:
+    "Cells of `colour` (None: the colour whose cells a periodic tiling of the rest explains) filled from that tiling."
+    return _pattern_fill(grid, colour, False)
+
+@primitive(("Core_Geometry", "Sequence"), complexity="Compound", on_arrays=True, shape="smaller", search={"pattern_fill_crop": (None,)})
+def hidden_pattern_part(grid: Grid, colour: Integer | None = None) -> Grid:
+    "What the cells of `colour` (None: inferred as in complete_pattern) cover in the grid's periodic tiling, cropped to them."
+    return _pattern_fill(grid, colour, True)
 
 def _halves(a):
     "Two equal parts: at a separator line (a full row/column of one non-background colour) or, failing that, halves."

@@ -5,7 +5,7 @@
 # %% ../nbs/11_synthesis.ipynb #096f9716
 from __future__ import annotations
 import ast, hashlib, itertools, json, time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from collections import Counter
 from typing import Callable
 import numpy as np
@@ -14,11 +14,12 @@ from .grid_dsl import PRIMITIVES, PRIOR_TAGS, PLACEHOLDER, background
 from .grid_dsl import _bg0, _objects, _only_best
 
 # %% auto #0
-__all__ = ['FITTERS', 'ARCInputError', 'check_grid', 'check_task', 'Transform', 'library_step', 'transform_library',
-           'fit_colour_map', 'fit_local_rule', 'fit_object_recolour', 'analyze_pairs', 'propose_transforms',
-           'fit_summary', 'fit_local_rule8', 'Candidate', 'program_source', 'SearchLog', 'search_programs',
-           'circuit_transform', 'catalog_transforms', 'tag_priors', 'TaskLog', 'solve_arc_task', 'parse_grid_program',
-           'verify_program', 'LLMProposer']
+__all__ = ['FITTERS', 'SHAPE_CHANGE_FITTERS', 'ARCInputError', 'check_grid', 'check_task', 'Transform', 'library_step',
+           'transform_library', 'fit_colour_map', 'fit_local_rule', 'fit_object_recolour', 'analyze_pairs',
+           'propose_transforms', 'fit_summary', 'cell_features', 'fit_cell_features', 'fit_object_crop',
+           'fit_local_rule8', 'Candidate', 'program_source', 'SearchLog', 'search_programs', 'circuit_transform',
+           'catalog_transforms', 'tag_priors', 'TaskLog', 'solve_arc_task', 'parse_grid_program', 'verify_program',
+           'LLMProposer']
 
 # %% ../nbs/11_synthesis.ipynb #7e43294f
 class ARCInputError(ValueError): "A malformed ARC task: ragged or empty grids, colours outside 0..9, mismatched example lists."
@@ -63,6 +64,7 @@ class Transform:
     circuit_id: str | None = None
     primitive: str | None = None   # the grid_dsl primitive a library step calls
     args: tuple = ()               # its arguments after the grid
+    fitter: str | None = None      # the FITTERS function that fitted it from the pairs (set by the search)
     @property
     def tags(self) -> tuple:
         return tuple(sorted({t for p in self.primitives if p in PRIMITIVES for t in PRIMITIVES[p].tags}))
@@ -88,7 +90,7 @@ def transform_library() -> dict:
     return {label: library_step(p, label, args) for p in PRIMITIVES.values() for label, args in p.search}
 
 # %% ../nbs/11_synthesis.ipynb #66604a88
-def fit_colour_map(states: list, outputs: list):
+def fit_colour_map(states: list, outputs: list, tests: list | None = None):
     "A colour -> colour map consistent over all pairs (same shapes), as a Transform; None if there is none."
     if any(s.shape != o.shape for s, o in zip(states, outputs)): return None
     m = {}
@@ -108,7 +110,7 @@ def _neigh_keys(a):
     p = np.pad(a, 1, constant_values=11)
     return np.stack([a, p[:-2, 1:-1], p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:]], -1).reshape(-1, 5)
 
-def fit_local_rule(states: list, outputs: list):
+def fit_local_rule(states: list, outputs: list, tests: list | None = None):
     "A cell's output colour as a function of its colour and its 4 neighbours, consistent over all pairs; None if not."
     if any(s.shape != o.shape for s, o in zip(states, outputs)) or any(PLACEHOLDER in s for s in states): return None
     table = {}
@@ -130,7 +132,7 @@ _OBJECT_KEYS = {  # property of an object that may decide its new colour
     "touches_border": lambda m, sl, a, obs: sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == a.shape[0] or sl[1].stop == a.shape[1],
 }
 
-def fit_object_recolour(states: list, outputs: list):
+def fit_object_recolour(states: list, outputs: list, tests: list | None = None):
     "Each object (single-colour, 4-connected) recoloured as a whole, its colour a function of one of its properties."
     if any(s.shape != o.shape for s, o in zip(states, outputs)) or any(PLACEHOLDER in s for s in states): return None
     per = []
@@ -235,7 +237,7 @@ _KEY_OF = {  # state -> a discrete description, for outputs looked up by it
 
 def _fitted(name, fn, cost=2.0): return Transform(name, fn, ("objects", "size"), "dsl", cost, "other")
 
-def fit_summary(states: list, outputs: list):
+def fit_summary(states: list, outputs: list, tests: list | None = None):
     "Small outputs that summarise the state: one colour everywhere, a count drawn as a bar, or a lookup of a key."
     if any(o.size > 100 for o in outputs) or any(PLACEHOLDER in s for s in states): return None
     obs = [_objects(s) for s in states]
@@ -276,12 +278,182 @@ def fit_summary(states: list, outputs: list):
     return None
 
 
+# %% ../nbs/11_synthesis.ipynb #c6c505c2
+def _rays(a, bg: int) -> dict:
+    "For each of 8 directions, the colour of the first non-background cell beyond each cell (10: none before the edge)."
+    h, w = a.shape; out = {}
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1)):
+        r = np.full((h + 2, w + 2), 10, np.int8); p = np.full((h + 2, w + 2), 10, np.int8); p[1:-1, 1:-1] = a
+        ys = range(h, 0, -1) if dy > 0 else range(1, h + 1)
+        xs = range(w, 0, -1) if dx > 0 else range(1, w + 1)
+        if dy:   # row by row, from the far edge
+            for y in ys:
+                nxt = p[y + dy, 1 + dx:w + 1 + dx]
+                r[y, 1:-1] = np.where((nxt != bg) & (nxt != 10), nxt, r[y + dy, 1 + dx:w + 1 + dx])
+        else:
+            for x in xs:
+                nxt = p[1:-1, x + dx]
+                r[1:-1, x] = np.where((nxt != bg) & (nxt != 10), nxt, r[1:-1, x + dx])
+        out[f"ray{dy:+d}{dx:+d}"] = r[1:-1, 1:-1]
+    return out
+
+def _line_colour(a, bg: int, axis: int):
+    "Per cell, the most common non-background colour of its row (axis=1) or column (axis=0); 10 if none."
+    m = np.stack([(a == c).sum(axis) for c in range(10)], -1); m[..., bg] = 0
+    best = np.where(m.max(-1) > 0, m.argmax(-1), 10).astype(np.int8)
+    return np.broadcast_to(best[:, None] if axis == 1 else best[None, :], a.shape)
+
+def cell_features(a) -> dict:
+    "Named per-cell features of a grid (each an int array of its shape, values < 32) that a cell's new colour may depend on."
+    bg = int(np.bincount(a.ravel(), minlength=11).argmax()); h, w = a.shape
+    yy, xx = np.indices(a.shape)
+    f = _rays(a, bg)
+    f["between_h"] = np.where(f["ray+0-1"] == f["ray+0+1"], f["ray+0-1"], 10)
+    f["between_v"] = np.where(f["ray-1+0"] == f["ray+1+0"], f["ray-1+0"], 10)
+    f["row_colour"], f["col_colour"] = _line_colour(a, bg, 1), _line_colour(a, bg, 0)
+    size = np.zeros(a.shape, np.int64)
+    for c in np.unique(a):
+        lab, n = ndimage.label(a == c)
+        size += np.bincount(lab.ravel(), minlength=n + 1)[lab] * (lab > 0)
+    f["object_size"] = np.minimum(size, 31)
+    lab, _ = ndimage.label(a == bg)
+    border = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+    f["enclosed"] = ((lab > 0) & ~np.isin(lab, border)).astype(np.int8)
+    fg = np.pad(a != bg, 1)
+    f["fg_neighbours4"] = fg[:-2, 1:-1].astype(int) + fg[2:, 1:-1] + fg[1:-1, :-2] + fg[1:-1, 2:]
+    f["fg_neighbours8"] = sum(fg[1 + dy:h + 1 + dy, 1 + dx:w + 1 + dx].astype(int) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx)
+    f["mirror_v"], f["mirror_h"], f["mirror_hv"] = a[::-1, :], a[:, ::-1], a[::-1, ::-1]
+    if h == w: f["mirror_d"] = a.T
+    f["row_mod2"], f["col_mod2"], f["row_mod3"], f["col_mod3"] = yy % 2, xx % 2, yy % 3, xx % 3
+    lab8, n8 = ndimage.label(a != bg, structure=np.ones((3, 3)))
+    in_box = np.zeros(a.shape, bool); major = np.full(n8 + 1, 10, np.int64)
+    for i, sl in enumerate(ndimage.find_objects(lab8), 1):
+        in_box[sl] = True; major[i] = np.bincount(a[sl][lab8[sl] == i], minlength=10).argmax()
+    f["in_box"], f["object_colour"] = in_box.astype(np.int8), major[lab8]
+    if n8:
+        _, (iy, ix) = ndimage.distance_transform_cdt(a == bg, metric="chessboard", return_indices=True)
+        f["nearest_colour"] = a[iy, ix]
+    f["on_border"] = ((yy == 0) | (xx == 0) | (yy == h - 1) | (xx == w - 1)).astype(np.int8)
+    return f
+
+
+# %% ../nbs/11_synthesis.ipynb #8cc69647
+_FEATURE_NAMES = tuple(cell_features(np.zeros((2, 2), np.int8)))   # square grids add mirror_d
+
+def _feature_keys(feats: list, names: tuple) -> np.ndarray:
+    "One int64 key per cell of every grid: its colour and the named features."
+    k = np.concatenate([f["colour"].ravel() for f in feats]).astype(np.int64)
+    for n in names: k = k * 32 + np.concatenate([f[n].ravel() for f in feats])
+    return k
+
+def fit_cell_features(states: list, outputs: list, tests: list | None = None,
+                      max_features: int = 2):   # features besides the cell's own colour
+    "A cell's new colour as a lookup on its colour and at most `max_features` cell_features, the simplest set consistent on every pair."
+    if any(s.shape != o.shape for s, o in zip(states, outputs)) or any(PLACEHOLDER in s for s in states): return None
+    if all(np.array_equal(s, o) for s, o in zip(states, outputs)): return None
+    feats = [dict(cell_features(s), colour=s) for s in states]
+    tfeats = [dict(cell_features(t), colour=t) for t in (tests or []) if t is not None and PLACEHOLDER not in t]
+    names = [n for n in _FEATURE_NAMES if all(n in f for f in feats + tfeats)]
+    vals = np.concatenate([o.ravel() for o in outputs]).astype(np.int64)
+    n_changed = int(sum((s != o).sum() for s, o in zip(states, outputs)))
+    for combo in itertools.chain.from_iterable(itertools.combinations(names, k) for k in range(max_features + 1)):
+        keys = _feature_keys(feats, combo)
+        uk, inv = np.unique(keys, return_inverse=True)
+        lo = np.full(len(uk), 99); np.minimum.at(lo, inv, vals)
+        hi = np.full(len(uk), -1); np.maximum.at(hi, inv, vals)
+        if (lo != hi).any(): continue                              # two cells with the same key want different colours
+        own = uk >> (5 * len(combo))                                # the key's cell colour
+        n_changing = int((lo != own).sum())
+        if n_changed < 2 * n_changing: continue                     # each changing key shown twice on average
+        table = dict(zip(uk.tolist(), lo.tolist()))
+        if tfeats and not all(np.isin(_feature_keys([f], combo), uk).all() for f in tfeats): continue   # a test cell it never saw
+        def apply(a, combo=combo, table=table):
+            if PLACEHOLDER in a: return None
+            f = dict(cell_features(a), colour=a)
+            if any(n not in f for n in combo): return None
+            ks = _feature_keys([f], combo)
+            if not np.isin(ks, list(table)).all(): return None
+            return np.array([table[k] for k in ks.tolist()], dtype=np.int8).reshape(a.shape)
+        return Transform(f"cell_rule[{','.join(('colour',) + combo)}]", apply, ("cellwise",), "dsl", 3.0 + 0.5 * len(combo), "same")
+    return None
+
+
+# %% ../nbs/11_synthesis.ipynb #f95fbd09
+_SEGMENTATIONS = {  # name -> (univalued, diagonal): how a grid is cut into objects (background excluded)
+    "mono4": (True, False), "mono8": (True, True), "multi4": (False, False), "multi8": (False, True)}
+
+def _segment(a, univalued: bool, diagonal: bool) -> list:
+    "Objects of a grid as (mask of its bounding box, bounding-box slices), background excluded."
+    bg = background(a); out = []
+    structure = np.ones((3, 3)) if diagonal else None
+    for c in (np.unique(a[a != bg]) if univalued else [None]):
+        lab, _ = ndimage.label((a == c) if univalued else (a != bg), structure=structure)
+        for i, sl in enumerate(ndimage.find_objects(lab), 1):
+            if sl is not None: out.append((lab[sl] == i, sl))
+    return out
+
+_OBJECT_PROPERTIES = {  # (object mask, its slices, grid) -> a number to select by
+    "size": lambda m, sl, a: int(m.sum()),
+    "area": lambda m, sl, a: m.size,
+    "height": lambda m, sl, a: m.shape[0],
+    "width": lambda m, sl, a: m.shape[1],
+    "n_colours": lambda m, sl, a: len(np.unique(a[sl][m])),
+    "colour_count": lambda m, sl, a: int((a == int(np.bincount(a[sl][m]).argmax())).sum()),   # how common its colour is in the grid
+    "holes": lambda m, sl, a: int(ndimage.binary_fill_holes(m).sum() - m.sum()),
+    "top": lambda m, sl, a: sl[0].start,
+    "left": lambda m, sl, a: sl[1].start,
+    "symmetric": lambda m, sl, a: int(np.array_equal(a[sl], a[sl][:, ::-1]) or np.array_equal(a[sl], a[sl][::-1])),
+    "shape_count": lambda m, sl, a: 0,   # filled in by _select: how many objects share its shape
+}
+
+def _property_values(objs, a, prop: str) -> list:
+    if prop == "shape_count":
+        keys = [(m.shape, m.tobytes()) for m, _ in objs]; return [keys.count(k) for k in keys]
+    return [_OBJECT_PROPERTIES[prop](m, sl, a) for m, sl in objs]
+
+def _pick(vals: list, how: str):
+    "The index of the one largest / smallest / unique value (None if not exactly one)."
+    if not vals: return None
+    if how == "max": pick = [i for i, v in enumerate(vals) if v == max(vals)]
+    elif how == "min": pick = [i for i, v in enumerate(vals) if v == min(vals)]
+    else: pick = [i for i, v in enumerate(vals) if vals.count(v) == 1]
+    return pick[0] if len(pick) == 1 else None
+
+def _crop_to(a, obj, masked: bool):
+    m, sl = obj; part = a[sl]
+    return np.where(m, part, background(a)).astype(a.dtype) if masked else part.copy()
+
+def _object_crop(a, seg: str, prop: str, how: str, masked: bool):
+    objs = _segment(a, *_SEGMENTATIONS[seg]); i = _pick(_property_values(objs, a, prop), how)
+    return None if i is None else _crop_to(a, objs[i], masked)
+
+def fit_object_crop(states: list, outputs: list, tests: list | None = None):
+    "objects -> select by a property -> crop: the first (segmentation, property, max/min/unique, masked?) that gives every output."
+    if any(o.shape[0] > s.shape[0] or o.shape[1] > s.shape[1] for s, o in zip(states, outputs)): return None
+    if all(s.shape == o.shape for s, o in zip(states, outputs)) or any(PLACEHOLDER in s for s in states): return None
+    for seg in _SEGMENTATIONS:
+        objs = [_segment(s, *_SEGMENTATIONS[seg]) for s in states]
+        if any(all(m.shape != o.shape for m, _ in ob) for ob, o in zip(objs, outputs)): continue   # no object has the output's shape
+        for prop in _OBJECT_PROPERTIES:
+            vals = [_property_values(ob, s, prop) for ob, s in zip(objs, states)]
+            for how, masked in itertools.product(("max", "min", "unique"), (False, True)):
+                ok = True
+                for ob, v, s, o in zip(objs, vals, states, outputs):
+                    i = _pick(v, how)
+                    if i is None or ob[i][0].shape != o.shape or not np.array_equal(_crop_to(s, ob[i], masked), o): ok = False; break
+                if not ok: continue
+                def apply(a, args=(seg, prop, how, masked)): return None if PLACEHOLDER in a else _object_crop(a, *args)
+                if tests and any(t is not None and apply(t) is None for t in tests): continue
+                return Transform(f"crop_object[{seg},{how}_{prop}{',masked' if masked else ''}]", apply, ("objects", "argmax", "subgrid"), "dsl", 2.5, "smaller")
+    return None
+
+
 # %% ../nbs/11_synthesis.ipynb #5092cad7
 def _neigh8_keys(a):
     p = np.pad(a, 1, constant_values=11); h, w = a.shape
     return np.stack([p[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)], -1).reshape(-1, 9)
 
-def fit_local_rule8(states: list, outputs: list):
+def fit_local_rule8(states: list, outputs: list, tests: list | None = None):
     "A cell's output colour as a function of its 3x3 neighbourhood (diagonals included), consistent over all pairs."
     if any(s.shape != o.shape for s, o in zip(states, outputs)) or any(PLACEHOLDER in s for s in states): return None
     table = {}
@@ -295,7 +467,8 @@ def fit_local_rule8(states: list, outputs: list):
         return np.array([table.get(k, k[4]) for k in map(bytes, _neigh8_keys(a).astype(np.uint8))], dtype=np.int8).reshape(a.shape)
     return Transform("local_rule8", apply, ("neighbors", "cellwise"), "dsl", 3.5, "same")
 
-FITTERS = (fit_colour_map, fit_object_recolour, fit_summary, fit_local_rule, fit_local_rule8)
+FITTERS = (fit_colour_map, fit_object_recolour, fit_summary, fit_local_rule, fit_local_rule8, fit_cell_features, fit_object_crop)
+SHAPE_CHANGE_FITTERS = {fit_cell_features, fit_object_crop}   # dearer: tried at the root and after one step that changed the shape
 
 # %% ../nbs/11_synthesis.ipynb #ea49208f
 @dataclass
@@ -305,6 +478,7 @@ class Candidate:
     cost: float
     predictions: list            # one grid (np.ndarray) per test input, None where the program does not apply
     transforms: tuple = ()       # the Transform objects
+    found_at: float = 0.0        # seconds into the search when it was verified
     @property
     def source(self) -> str: return program_source(self.steps)
     @property
@@ -327,6 +501,8 @@ class SearchLog:
     seconds: float = 0.0
     timed_out: bool = False
 
+_TRANSPOSING = {"rot90", "rot270", "dmirror", "cmirror"}   # 'same'-shape primitives that swap height and width
+
 def _key(grids) -> bytes:
     h = hashlib.blake2b(digest_size=16)
     for g in grids: h.update(np.asarray(g.shape, np.int16).tobytes()); h.update(g.tobytes())
@@ -339,7 +515,7 @@ def search_programs(pairs: list, tests: list,
                     max_candidates: int = 8,         # stop after this many verified programs
                     prefer_tags: dict | None = None, # prior tag -> cost multiplier (< 1 favours it)
                     circuit_cost: float = 0.5,       # extra cost of a circuit step over a symbolic one
-                    max_states: int = 20000) -> tuple[list, SearchLog]:
+                    max_states: int = 100_000) -> tuple[list, SearchLog]:  # stored intermediate states (the last step is never stored)
     "Best-first search for programs reproducing every pair; returns (candidates by cost, log)."
     import heapq
     t0, log = time.perf_counter(), SearchLog()
@@ -352,6 +528,7 @@ def search_programs(pairs: list, tests: list,
         return c
     costs = {n: step_cost(t) for n, t in lib.items()}
     order = sorted(lib, key=lambda n: costs[n])   # the cheaper of two transforms that reach the same state claims it
+    keeps_shape = {n for n, t in lib.items() if t.shape == "same" and t.primitive not in _TRANSPOSING}
     cache = {}
     def apply(t, g):
         k = (t.name, g.shape, g.tobytes())
@@ -361,27 +538,53 @@ def search_programs(pairs: list, tests: list,
         except (ValueError, IndexError): r = None
         cache[k] = r; return r
     found, seen_preds = [], set()
-    def accept(steps, ts, cost, test_states):
+    complete_at = {}   # tick of a queued program that reproduces every pair -> seconds when it was queued
+    def complete(cost, steps, ts, tstates):
+        k = next(tick); complete_at[k] = time.perf_counter() - t0
+        heapq.heappush(heap, (cost, k, steps, ts, outs, tstates))
+    def accept(steps, ts, cost, test_states, k=None):
         preds = [None if s is None else s.copy() for s in test_states]
         key = _key([p if p is not None else np.zeros((0, 0), np.int8) for p in preds])
         if key in seen_preds: return
-        seen_preds.add(key); found.append(Candidate(tuple(steps), cost, preds, tuple(ts)))
+        seen_preds.add(key); found.append(Candidate(tuple(steps), cost, preds, tuple(ts), complete_at.get(k, time.perf_counter() - t0)))
+    def run(t, g):   # the last step: not cached, its states are compared, never stored
+        if t.kind == "circuit": log.circuit_calls += 1
+        try: return t(g)
+        except (ValueError, IndexError): return None
+    def reaches_outputs(t, states):   # pair by pair, stopping at the first miss
+        for s, o in zip(states, outs):
+            r = run(t, s)
+            if r is None or r.shape != o.shape or not np.array_equal(r, o): return False
+        return True
     heap, tick = [(0.0, 0, (), (), ins, tests)], itertools.count(1)
     seen = {_key(ins)}
     while heap and len(found) < max_candidates:
         if time.perf_counter() - t0 > time_limit: log.timed_out = True; break
-        cost, _, steps, ts, states, tstates = heapq.heappop(heap)
+        cost, k, steps, ts, states, tstates = heapq.heappop(heap)
         log.programs_tried += 1
         if all(s.shape == o.shape and np.array_equal(s, o) for s, o in zip(states, outs)):
-            if steps: accept(steps, ts, cost, tstates)
+            if steps: accept(steps, ts, cost, tstates, k)
             continue
         if len(steps) < max_depth:   # close the gap with one fitted step: queued at its cost, accepted when popped
+            kept_shape = bool(steps) and all(s.shape == i.shape for s, i in zip(states, ins))
             for fit in FITTERS:
-                t = fit(states, outs)
+                if fit in SHAPE_CHANGE_FITTERS and (kept_shape or len(steps) > 1): continue
+                t = fit(states, outs, tstates)
                 if t is None: continue
+                t = replace(t, fitter=fit.__name__)
                 tp = [None if s is None else t(s) for s in tstates]
-                if all(p is not None for p in tp): heapq.heappush(heap, (cost + t.cost, next(tick), steps + (t.name,), ts + (t,), outs, tp))
+                if all(p is not None for p in tp): complete(cost + t.cost, steps + (t.name,), ts + (t,), tp)
         if len(steps) >= max_depth: continue
+        if len(steps) == max_depth - 1:   # the last step must reach the outputs: only a match is queued
+            shapes_differ = any(s.shape != o.shape for s, o in zip(states, outs))
+            for name in order:
+                if shapes_differ and name in keeps_shape: continue   # a shape-keeping step cannot fix the shape
+                t = lib[name]; log.programs_tried += 1
+                if not reaches_outputs(t, states): continue
+                newt = [None if s is None else run(t, s) for s in tstates]
+                if any(n is None for n in newt): continue
+                complete(cost + costs[name], steps + (name,), ts + (t,), newt)
+            continue
         for name in order:
             t = lib[name]; new = [apply(t, s) for s in states]
             log.programs_tried += 1
@@ -393,9 +596,9 @@ def search_programs(pairs: list, tests: list,
             newt = [None if s is None else apply(t, s) for s in tstates]
             if any(n is None for n in newt): continue   # must apply to every test input
             heapq.heappush(heap, (cost + costs[name], next(tick), steps + (name,), ts + (t,), new, newt))
-    for cost, _, steps, ts, states, tstates in sorted(heap, key=lambda e: e[:2]):   # stopped early: fitted programs still queued
+    for cost, k, steps, ts, states, tstates in sorted(heap, key=lambda e: e[:2]):   # stopped early: complete programs still queued
         if len(found) >= max_candidates: break
-        if states is outs: accept(steps, ts, cost, tstates)
+        if states is outs: accept(steps, ts, cost, tstates, k)
     log.states_kept, log.seconds = len(seen), time.perf_counter() - t0
     return sorted(found, key=lambda c: c.cost), log
 
@@ -452,17 +655,34 @@ class TaskLog:
     llm_proposals: int = 0
     llm_verified: int = 0
     analysis: dict = field(default_factory=dict)
+    predictions_at: dict = field(default_factory=dict)   # snapshot seconds -> the predictions a search stopped then returns
+    depth: int = 0                                       # the deepest search run
+
+def _predictions(cands, n_tests: int, attempts: int) -> list:
+    "Per test input the first `attempts` distinct grids the candidates predict, in their order (None: no prediction)."
+    preds = []
+    for j in range(n_tests):
+        got, seen = [], set()
+        for c in cands:
+            p = c.predictions[j]
+            if p is None or p.tobytes() + bytes(p.shape) in seen: continue
+            seen.add(p.tobytes() + bytes(p.shape)); got.append(p.tolist())
+            if len(got) == attempts: break
+        preds.append(got or None)
+    return preds
 
 def solve_arc_task(example_pairs,                  # [(input grid, output grid), ...] lists of lists of colours 0..9
                    test_inputs,                    # [grid, ...]
                    attempts: int = 2,              # predictions per test input
                    time_limit: float = 10.0,       # seconds of search
-                   max_depth: int = 3,
+                   max_depth: int = 3,             # longest program searched first
+                   deepen: bool = True,            # if that search is exhausted early, search one step deeper on the time left
                    library: dict | None = None,    # transforms (default: transform_library()); add circuit_transform()s here
                    prefer_tags: dict | None = None,
                    circuit_cost: float = 0.5,
                    llm=None,                       # optional: an LLMProposer; its programs are verified like any other
                    task_id: str | None = None,
+                   snapshots: tuple = (),          # shorter time limits (seconds) whose predictions the log records too
                    return_log: bool = False):
     "Infer a program from the pairs, apply it to the tests: per test input a list of up to `attempts` grids (or None)."
     if not isinstance(attempts, int) or attempts < 1: raise ARCInputError(f"attempts must be a positive int, got {attempts!r}")
@@ -477,20 +697,20 @@ def solve_arc_task(example_pairs,                  # [(input grid, output grid),
         for src in props:
             if time.perf_counter() - t0 > time_limit and cands: break      # so does checking the proposals
             c = verify_program(src, pairs, tests, library)
-            if c is not None: cands.append(c); log.llm_verified += 1
-    found, slog = search_programs(pairs, tests, library, max_depth=max_depth, time_limit=max(0.0, time_limit - (time.perf_counter() - t0)),
-                                  max_candidates=max(4, 2 * attempts), prefer_tags=prefer_tags, circuit_cost=circuit_cost)
-    cands += found
-    log.programs_tried, log.states_kept, log.circuit_calls, log.timed_out = slog.programs_tried, slog.states_kept, slog.circuit_calls, slog.timed_out
-    preds = []
-    for j in range(len(tests)):
-        got, seen = [], set()
-        for c in cands:
-            p = c.predictions[j]
-            if p is None or p.tobytes() + bytes(p.shape) in seen: continue
-            seen.add(p.tobytes() + bytes(p.shape)); got.append(p.tolist())
-            if len(got) == attempts: break
-        preds.append(got or None)
+            if c is not None: c.found_at = time.perf_counter() - t0; cands.append(c); log.llm_verified += 1
+    t_search = time.perf_counter() - t0
+    for depth in range(max_depth, max_depth + 1 + deepen):   # deepen: a search that ran out of programs goes one step deeper
+        found, slog = search_programs(pairs, tests, library, max_depth=depth, time_limit=max(0.0, time_limit - t_search),
+                                      max_candidates=max(4, 2 * attempts), prefer_tags=prefer_tags, circuit_cost=circuit_cost)
+        have = {c.steps for c in cands}
+        for c in found: c.found_at += t_search
+        cands += [c for c in found if c.steps not in have]
+        log.programs_tried += slog.programs_tried; log.circuit_calls += slog.circuit_calls
+        log.states_kept, log.timed_out, log.depth = slog.states_kept, slog.timed_out, depth
+        t_search = time.perf_counter() - t0
+        if slog.timed_out or len(cands) >= attempts: break
+    preds = _predictions(cands, len(tests), attempts)
+    log.predictions_at = {s: _predictions([c for c in cands if c.found_at <= s], len(tests), attempts) for s in snapshots}
     log.solutions = [dict(source=c.source, steps=list(c.steps), cost=c.cost, primitives=sorted({p for t in c.transforms for p in t.primitives}),
                           tags=sorted({g for t in c.transforms for g in t.tags}), uses_circuits=c.uses_circuits,
                           circuits=[t.circuit_id for t in c.transforms if t.kind == "circuit"]) for c in cands[:attempts]]

