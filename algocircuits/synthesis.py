@@ -17,9 +17,9 @@ from .grid_dsl import _bg0, _objects, _only_best
 __all__ = ['FITTERS', 'SHAPE_CHANGE_FITTERS', 'ARCInputError', 'check_grid', 'check_task', 'Transform', 'library_step',
            'transform_library', 'fit_colour_map', 'fit_local_rule', 'fit_object_recolour', 'analyze_pairs',
            'propose_transforms', 'fit_summary', 'cell_features', 'fit_cell_features', 'fit_object_crop',
-           'fit_local_rule8', 'Candidate', 'program_source', 'SearchLog', 'search_programs', 'circuit_transform',
-           'catalog_transforms', 'tag_priors', 'TaskLog', 'solve_arc_task', 'parse_grid_program', 'verify_program',
-           'LLMProposer']
+           'fit_block_tiling', 'fit_local_rule8', 'Candidate', 'program_source', 'SearchLog', 'search_programs',
+           'circuit_transform', 'catalog_transforms', 'tag_priors', 'TaskLog', 'solve_arc_task', 'parse_grid_program',
+           'verify_program', 'LLMProposer']
 
 # %% ../nbs/11_synthesis.ipynb #7e43294f
 class ARCInputError(ValueError): "A malformed ARC task: ragged or empty grids, colours outside 0..9, mismatched example lists."
@@ -278,7 +278,7 @@ def fit_summary(states: list, outputs: list, tests: list | None = None):
     return None
 
 
-# %% ../nbs/11_synthesis.ipynb #c6c505c2
+# %% ../nbs/11_synthesis.ipynb #2003f0f7
 def _rays(a, bg: int) -> dict:
     "For each of 8 directions, the colour of the first non-background cell beyond each cell (10: none before the edge)."
     h, w = a.shape; out = {}
@@ -337,7 +337,7 @@ def cell_features(a) -> dict:
     return f
 
 
-# %% ../nbs/11_synthesis.ipynb #8cc69647
+# %% ../nbs/11_synthesis.ipynb #af4b0c90
 _FEATURE_NAMES = tuple(cell_features(np.zeros((2, 2), np.int8)))   # square grids add mirror_d
 
 def _feature_keys(feats: list, names: tuple) -> np.ndarray:
@@ -356,6 +356,17 @@ def fit_cell_features(states: list, outputs: list, tests: list | None = None,
     names = [n for n in _FEATURE_NAMES if all(n in f for f in feats + tfeats)]
     vals = np.concatenate([o.ravel() for o in outputs]).astype(np.int64)
     n_changed = int(sum((s != o).sum() for s, o in zip(states, outputs)))
+    def rule(combo, table, keep_unseen):
+        def apply(a):
+            if PLACEHOLDER in a: return None
+            f = dict(cell_features(a), colour=a)
+            if any(n not in f for n in combo): return None
+            ks = _feature_keys([f], combo)
+            if not keep_unseen and not np.isin(ks, list(table)).all(): return None
+            return np.array([table.get(k, c) for k, c in zip(ks.tolist(), a.ravel().tolist())], dtype=np.int8).reshape(a.shape)
+        return Transform(f"cell_rule[{','.join(('colour',) + combo)}{';unseen_keep' if keep_unseen else ''}]", apply, ("cellwise",), "dsl",
+                         3.0 + 0.5 * len(combo) + 1.5 * keep_unseen, "same")
+    fallback = None
     for combo in itertools.chain.from_iterable(itertools.combinations(names, k) for k in range(max_features + 1)):
         keys = _feature_keys(feats, combo)
         uk, inv = np.unique(keys, return_inverse=True)
@@ -366,19 +377,13 @@ def fit_cell_features(states: list, outputs: list, tests: list | None = None,
         n_changing = int((lo != own).sum())
         if n_changed < 2 * n_changing: continue                     # each changing key shown twice on average
         table = dict(zip(uk.tolist(), lo.tolist()))
-        if tfeats and not all(np.isin(_feature_keys([f], combo), uk).all() for f in tfeats): continue   # a test cell it never saw
-        def apply(a, combo=combo, table=table):
-            if PLACEHOLDER in a: return None
-            f = dict(cell_features(a), colour=a)
-            if any(n not in f for n in combo): return None
-            ks = _feature_keys([f], combo)
-            if not np.isin(ks, list(table)).all(): return None
-            return np.array([table[k] for k in ks.tolist()], dtype=np.int8).reshape(a.shape)
-        return Transform(f"cell_rule[{','.join(('colour',) + combo)}]", apply, ("cellwise",), "dsl", 3.0 + 0.5 * len(combo), "same")
-    return None
+        if tfeats and not all(np.isin(_feature_keys([f], combo), uk).all() for f in tfeats):   # a test cell it never saw
+            fallback = fallback or (combo, table); continue
+        return rule(combo, table, False)
+    return None if fallback is None else rule(*fallback, True)   # last resort: a cell with an unseen key keeps its colour
 
 
-# %% ../nbs/11_synthesis.ipynb #f95fbd09
+# %% ../nbs/11_synthesis.ipynb #30f666eb
 _SEGMENTATIONS = {  # name -> (univalued, diagonal): how a grid is cut into objects (background excluded)
     "mono4": (True, False), "mono8": (True, True), "multi4": (False, False), "multi8": (False, True)}
 
@@ -448,6 +453,33 @@ def fit_object_crop(states: list, outputs: list, tests: list | None = None):
     return None
 
 
+# %% ../nbs/11_synthesis.ipynb #50c83725
+_BLOCK_MAPS = {  # how one block of a tiled output is made from the input
+    "id": lambda a: a, "rot90": lambda a: np.rot90(a, -1), "rot180": lambda a: np.rot90(a, 2), "rot270": lambda a: np.rot90(a, 1),
+    "hmirror": lambda a: a[::-1], "vmirror": lambda a: a[:, ::-1], "dmirror": lambda a: a.T, "cmirror": lambda a: np.rot90(a, 2).T,
+    "blank": lambda a: np.full_like(a, background(a))}
+
+def fit_block_tiling(states: list, outputs: list, tests: list | None = None):
+    "An output of k x l input-sized blocks, each block one fixed symmetry of the input (or blank), the same for every pair."
+    ks = {(o.shape[0] // s.shape[0], o.shape[1] // s.shape[1]) for s, o in zip(states, outputs)}
+    if len(ks) != 1 or any(o.shape[0] % s.shape[0] or o.shape[1] % s.shape[1] for s, o in zip(states, outputs)): return None
+    (k, l), = ks
+    if k * l < 2 or any(PLACEHOLDER in s for s in states): return None
+    plan = []
+    for i, j in itertools.product(range(k), range(l)):
+        for name, f in _BLOCK_MAPS.items():
+            if all((b := f(s)).shape == (s.shape[0], s.shape[1]) and np.array_equal(o[i * s.shape[0]:(i + 1) * s.shape[0], j * s.shape[1]:(j + 1) * s.shape[1]], b)
+                   for s, o in zip(states, outputs)): plan.append(name); break
+        else: return None
+    if set(plan) <= {"id"}: return None   # a plain tile is a library step
+    def apply(a):
+        if PLACEHOLDER in a: return None
+        blocks = [_BLOCK_MAPS[n](a) for n in plan]
+        if any(b.shape != a.shape for b in blocks): return None
+        return np.block([[blocks[i * l + j] for j in range(l)] for i in range(k)]).astype(a.dtype)
+    return Transform(f"tile_blocks[{k}x{l}:{','.join(plan)}]", apply, ("hconcat", "vconcat"), "dsl", 2.0, "scale")
+
+
 # %% ../nbs/11_synthesis.ipynb #5092cad7
 def _neigh8_keys(a):
     p = np.pad(a, 1, constant_values=11); h, w = a.shape
@@ -467,7 +499,7 @@ def fit_local_rule8(states: list, outputs: list, tests: list | None = None):
         return np.array([table.get(k, k[4]) for k in map(bytes, _neigh8_keys(a).astype(np.uint8))], dtype=np.int8).reshape(a.shape)
     return Transform("local_rule8", apply, ("neighbors", "cellwise"), "dsl", 3.5, "same")
 
-FITTERS = (fit_colour_map, fit_object_recolour, fit_summary, fit_local_rule, fit_local_rule8, fit_cell_features, fit_object_crop)
+FITTERS = (fit_colour_map, fit_object_recolour, fit_summary, fit_local_rule, fit_local_rule8, fit_cell_features, fit_object_crop, fit_block_tiling)
 SHAPE_CHANGE_FITTERS = {fit_cell_features, fit_object_crop}   # dearer: tried at the root and after one step that changed the shape
 
 # %% ../nbs/11_synthesis.ipynb #ea49208f
