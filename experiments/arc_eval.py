@@ -52,7 +52,10 @@ def main():
     def save():
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(out, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
-        if tables: pd.concat(tables, ignore_index=True).to_parquet(Path(a.out).with_name(Path(a.out).stem + "_tasks.parquet"))
+        if not tables: return
+        df, stem = pd.concat(tables, ignore_index=True), Path(a.out).with_name(Path(a.out).stem + "_tasks")
+        try: df.to_parquet(stem.with_suffix(".parquet"))
+        except ImportError: df.to_csv(stem.with_suffix(".csv"), index=False)   # no parquet engine installed
     def run(name, tasks, **kw):
         t = time.time()
         df = evaluate(tasks, workers=a.workers, time_limit=a.time_limit, snapshots=snapshots, **kw)
