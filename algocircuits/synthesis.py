@@ -453,7 +453,7 @@ def fit_object_crop(states: list, outputs: list, tests: list | None = None):
     return None
 
 
-# %% ../nbs/11_synthesis.ipynb #50c83725
+# %% ../nbs/11_synthesis.ipynb #ad069df3
 _BLOCK_MAPS = {  # how one block of a tiled output is made from the input
     "id": lambda a: a, "rot90": lambda a: np.rot90(a, -1), "rot180": lambda a: np.rot90(a, 2), "rot270": lambda a: np.rot90(a, 1),
     "hmirror": lambda a: a[::-1], "vmirror": lambda a: a[:, ::-1], "dmirror": lambda a: a.T, "cmirror": lambda a: np.rot90(a, 2).T,

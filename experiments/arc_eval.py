@@ -13,8 +13,9 @@ Writes reports/benchmarks/arc_eval.json (summaries, config, provenance) and arc_
 Each summary has the anytime curve (solved_at, false_positives_at at the --snapshots limits) from the same run, and
 false_positives: tasks where the solver returned a program whose predictions are wrong.
     python experiments/arc_eval.py --sections evaluation --time-limit 60 --workers 15 --shard 0/3 --out e0.json
+    python experiments/arc_eval.py --merge e0.json e1.json e2.json --out reports/benchmarks/arc_eval.json
 """
-import argparse, datetime, json, platform, random, time
+import argparse, datetime, json, os, platform, random, time
 from pathlib import Path
 import pandas as pd
 from algocircuits.arc_eval import (load_arc, generate_tasks, generate_circuit_tasks, evaluate, summarize, HELDOUT_SEED)
@@ -35,7 +36,10 @@ def main():
     ap.add_argument("--catalog", default="reports/catalog.db", help="catalog whose grid circuits join the library (circuits section)")
     ap.add_argument("--out", default="reports/benchmarks/arc_eval.json")
     ap.add_argument("--smoke", action="store_true", help="CI-sized: 3 training tasks and 6 generated ones, 1 s each, one worker")
+    ap.add_argument("--merge", nargs="+", default=None, help="combine these runs' JSON files (shards of a section are joined) into --out")
+    ap.add_argument("--note", default=None, help="with --merge: a line on how the runs were made, stored in the report")
     a = ap.parse_args()
+    if a.merge: return merge(a.merge, a.out, a.note)
     if a.smoke: a.sections, a.time_limit, a.workers, a.limit, a.generated_n, a.snapshots = "training,generated", 1.0, 1, 3, 6, "0.5"
     sections = a.sections.split(",")
     snapshots = tuple(float(s) for s in a.snapshots.split(",") if s and float(s) < a.time_limit)
@@ -46,7 +50,7 @@ def main():
         if not 0 <= i < n: raise SystemExit(f"--shard {a.shard}: need 0 <= i < n")
         return tasks[i::n]
     out = dict(benchmark="arc_eval", config=vars(a), date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-               device=platform.processor() or platform.machine(), python=platform.python_version(), code=code_version(),
+               device=_device(), python=platform.python_version(), code=code_version(),
                packages=package_versions(), results={})
     tables = []
     def save():
@@ -81,6 +85,39 @@ def main():
             run("circuit_tasks_circuits_preferred", ct, catalog=a.catalog, circuit_cost=-0.5)
         else: print("no catalog at", a.catalog, "- circuit runs skipped", flush=True)
     save(); print("wrote", a.out)
+
+
+def _table(json_path: Path) -> pd.DataFrame:
+    stem = json_path.with_name(json_path.stem + "_tasks")
+    return pd.read_parquet(stem.with_suffix(".parquet")) if stem.with_suffix(".parquet").is_file() else pd.read_csv(stem.with_suffix(".csv"))
+
+
+def _device() -> str:
+    "The CPU model and core count (the solver runs on CPU cores, one per worker)."
+    model = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), None) \
+        if Path("/proc/cpuinfo").is_file() else None
+    return f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def merge(paths, out_path, note=None):
+    "One report from several runs: per section, the per-task rows of every run joined and summarized again."
+    runs = [(Path(p), json.loads(Path(p).read_text())) for p in paths]
+    tables = pd.concat([_table(p) for p, _ in runs], ignore_index=True)
+    if tables.duplicated(["section", "id", "n_demos"]).any(): raise SystemExit("--merge: a task appears in two runs of one section")
+    out = dict(benchmark="arc_eval", date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), note=note, merged_from=[dict(file=p.name, config=r["config"], date=r["date"], device=r["device"], code=r["code"],
+                                                        results={k: v.get("wall_s") for k, v in r["results"].items()}) for p, r in runs],
+               python=runs[0][1]["python"], packages=runs[0][1]["packages"], results={})
+    for name, df in tables.groupby("section", sort=False):
+        df = df.dropna(axis=1, how="all")
+        for c in df.columns:
+            if c.startswith(("solved_at_", "found_at_")): df[c] = df[c].astype(bool)
+        cfgs = [r["config"] for _, r in runs if name in r["results"]]
+        out["results"][name] = dict(summarize(df), time_limit_s=cfgs[0]["time_limit"], workers=cfgs[0]["workers"],
+                                    wall_s=round(sum(r["results"][name]["wall_s"] for _, r in runs if name in r["results"]), 1))
+    Path(out_path).write_text(json.dumps(out, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+    tables.to_parquet(Path(out_path).with_name(Path(out_path).stem + "_tasks.parquet"))
+    for k, v in out["results"].items(): print(k, v["solved"], "/", v["tasks"], v.get("solved_at"), "false positives", v.get("false_positives"))
+    print("wrote", out_path)
 
 
 if __name__ == "__main__":
