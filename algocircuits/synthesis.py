@@ -305,7 +305,7 @@ def _line_colour(a, bg: int, axis: int):
 
 def cell_features(a) -> dict:
     "Named per-cell features of a grid (each an int array of its shape, values < 32) that a cell's new colour may depend on."
-    bg = int(np.bincount(a.ravel(), minlength=11).argmax()); h, w = a.shape
+    bg = background(a); h, w = a.shape
     yy, xx = np.indices(a.shape)
     f = _rays(a, bg)
     f["between_h"] = np.where(f["ray+0-1"] == f["ray+0+1"], f["ray+0-1"], 10)
@@ -384,18 +384,8 @@ def fit_cell_features(states: list, outputs: list, tests: list | None = None,
 
 
 # %% ../nbs/11_synthesis.ipynb #30f666eb
-_SEGMENTATIONS = {  # name -> (univalued, diagonal): how a grid is cut into objects (background excluded)
-    "mono4": (True, False), "mono8": (True, True), "multi4": (False, False), "multi8": (False, True)}
-
-def _segment(a, univalued: bool, diagonal: bool) -> list:
-    "Objects of a grid as (mask of its bounding box, bounding-box slices), background excluded."
-    bg = background(a); out = []
-    structure = np.ones((3, 3)) if diagonal else None
-    for c in (np.unique(a[a != bg]) if univalued else [None]):
-        lab, _ = ndimage.label((a == c) if univalued else (a != bg), structure=structure)
-        for i, sl in enumerate(ndimage.find_objects(lab), 1):
-            if sl is not None: out.append((lab[sl] == i, sl))
-    return out
+_SEGMENTATIONS = {  # name -> grid_dsl._objects arguments (diagonal, by_colour): how a grid is cut into objects
+    "mono4": (False, True), "mono8": (True, True), "multi4": (False, False), "multi8": (True, False)}
 
 _OBJECT_PROPERTIES = {  # (object mask, its slices, grid) -> a number to select by
     "size": lambda m, sl, a: int(m.sum()),
@@ -429,7 +419,7 @@ def _crop_to(a, obj, masked: bool):
     return np.where(m, part, background(a)).astype(a.dtype) if masked else part.copy()
 
 def _object_crop(a, seg: str, prop: str, how: str, masked: bool):
-    objs = _segment(a, *_SEGMENTATIONS[seg]); i = _pick(_property_values(objs, a, prop), how)
+    objs = _objects(a, *_SEGMENTATIONS[seg]); i = _pick(_property_values(objs, a, prop), how)
     return None if i is None else _crop_to(a, objs[i], masked)
 
 def fit_object_crop(states: list, outputs: list, tests: list | None = None):
@@ -437,7 +427,7 @@ def fit_object_crop(states: list, outputs: list, tests: list | None = None):
     if any(o.shape[0] > s.shape[0] or o.shape[1] > s.shape[1] for s, o in zip(states, outputs)): return None
     if all(s.shape == o.shape for s, o in zip(states, outputs)) or any(PLACEHOLDER in s for s in states): return None
     for seg in _SEGMENTATIONS:
-        objs = [_segment(s, *_SEGMENTATIONS[seg]) for s in states]
+        objs = [_objects(s, *_SEGMENTATIONS[seg]) for s in states]
         if any(all(m.shape != o.shape for m, _ in ob) for ob, o in zip(objs, outputs)): continue   # no object has the output's shape
         for prop in _OBJECT_PROPERTIES:
             vals = [_property_values(ob, s, prop) for ob, s in zip(objs, states)]
@@ -454,9 +444,8 @@ def fit_object_crop(states: list, outputs: list, tests: list | None = None):
 
 
 # %% ../nbs/11_synthesis.ipynb #ad069df3
-_BLOCK_MAPS = {  # how one block of a tiled output is made from the input
-    "id": lambda a: a, "rot90": lambda a: np.rot90(a, -1), "rot180": lambda a: np.rot90(a, 2), "rot270": lambda a: np.rot90(a, 1),
-    "hmirror": lambda a: a[::-1], "vmirror": lambda a: a[:, ::-1], "dmirror": lambda a: a.T, "cmirror": lambda a: np.rot90(a, 2).T,
+_BLOCK_MAPS = {  # how one block of a tiled output is made from the input: the square's 8 symmetries (grid_dsl's), or blank
+    "id": lambda a: a, **{n: PRIMITIVES[n].array_fn for n in ("rot90", "rot180", "rot270", "hmirror", "vmirror", "dmirror", "cmirror")},
     "blank": lambda a: np.full_like(a, background(a))}
 
 def fit_block_tiling(states: list, outputs: list, tests: list | None = None):
