@@ -551,13 +551,14 @@ def search_programs(pairs: list, tests: list,
     order = sorted(lib, key=lambda n: costs[n])   # the cheaper of two transforms that reach the same state claims it
     keeps_shape = {n for n, t in lib.items() if t.shape == "same" and t.primitive not in _TRANSPOSING}
     cache = {}
-    def apply(t, g):
+    def run(t, g):   # one transform call; None where it does not apply
+        if t.kind == "circuit": log.circuit_calls += 1
+        try: return t(g)
+        except (ValueError, IndexError): return None
+    def apply(t, g):   # cached by (transform, grid): the intermediate states
         k = (t.name, g.shape, g.tobytes())
         if k in cache: log.cache_hits += 1; return cache[k]
-        if t.kind == "circuit": log.circuit_calls += 1
-        try: r = t(g)
-        except (ValueError, IndexError): r = None
-        cache[k] = r; return r
+        cache[k] = r = run(t, g); return r
     found, seen_preds = [], set()
     complete_at = {}   # tick of a queued program that reproduces every pair -> seconds when it was queued
     def complete(cost, steps, ts, tstates):
@@ -568,10 +569,6 @@ def search_programs(pairs: list, tests: list,
         key = _key([p if p is not None else np.zeros((0, 0), np.int8) for p in preds])
         if key in seen_preds: return
         seen_preds.add(key); found.append(Candidate(tuple(steps), cost, preds, tuple(ts), complete_at.get(k, time.perf_counter() - t0)))
-    def run(t, g):   # the last step: not cached, its states are compared, never stored
-        if t.kind == "circuit": log.circuit_calls += 1
-        try: return t(g)
-        except (ValueError, IndexError): return None
     def reaches_outputs(t, states):   # pair by pair, stopping at the first miss
         for s, o in zip(states, outs):
             r = run(t, s)
