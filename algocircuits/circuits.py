@@ -16,11 +16,11 @@ import torch.nn.functional as F
 __all__ = ['unit_hooks', 'unit_names', 'parse_unit', 'Probe', 'task_probes', 'logit_diff', 'unit_means', 'run_units',
            'ablate_except', 'unit_faithfulness', 'faithfulness_stats', 'node_attributions', 'unit_scores',
            'circuit_units', 'size_grid', 'TaskCircuit', 'choose_circuit', 'fit_circuit', 'discover_units',
-           'feature_node', 'feature_ablation', 'feature_faithfulness', 'feature_scores', 'discover_features',
-           'components', 'component_edges', 'edges_patched_forward', 'edge_attributions', 'acdc_edges', 'auroc',
-           'node_scores', 'TracrModel', 'load_tracr', 'tracr_conversion_check', 'tracr_decode', 'tracr_inputs',
-           'tracr_recovery', 'fourier_frequencies', 'fourier_power', 'key_frequency_share', 'CircuitRunner',
-           'cross_task_validation', 'extract_circuits', 'save_circuits']
+           'feature_node', 'feature_ablation', 'feature_faithfulness', 'feature_scores', 'feature_mask_scores',
+           'discover_features', 'components', 'component_edges', 'edges_patched_forward', 'edge_attributions',
+           'acdc_edges', 'auroc', 'node_scores', 'TracrModel', 'load_tracr', 'tracr_conversion_check', 'tracr_decode',
+           'tracr_inputs', 'tracr_recovery', 'fourier_frequencies', 'fourier_power', 'key_frequency_share',
+           'CircuitRunner', 'cross_task_validation', 'extract_circuits', 'save_circuits']
 
 # %% ../nbs/07b_circuits.ipynb #357ebd6c
 def _dims(model) -> tuple[int, int, int]:
@@ -426,14 +426,44 @@ def feature_scores(model, tc, probe: Probe, means) -> pd.Series:
             for t in range(a.shape[1]): out[feature_node("E", l, t)] = float(eff[t])
     return pd.Series(out, name="score")
 
+def feature_mask_scores(model, tc, probe: Probe, means, steps: int = 300, lr: float = 0.1, l1: float = 1.0, seed: int = 0) -> pd.Series:
+    "A learned mask over the nodes feature_scores ranks: mask sigmoid(theta) moves each active feature and error node between its mean (0) and its value (1)."
+    from algocircuits.transcoders import splice_transcoders
+    dev = next(model.parameters()).device; p = probe.to(dev); torch.manual_seed(seed); L = model.cfg.n_layers
+    was = model.training; model.eval()
+    try:
+        with torch.no_grad():
+            target = model(p.x)[:, -1].argmax(-1)
+            active = [(f > 0).any(0) for f in splice_transcoders(model, tc, p.x, keep_errors=True)[1]]   # [T, F] per layer
+        fill_f, fill_e = [means[0][l].to(dev) for l in range(L)], means[1].to(dev)
+        theta_f = [torch.full(a.shape, 3.0, device=dev, requires_grad=True) for a in active]
+        theta_e = torch.full(fill_e.shape[:2], 3.0, device=dev, requires_grad=True)
+        params, n_nodes = theta_f + [theta_e], sum(int(a.sum()) for a in active) + theta_e.numel()
+        opt = torch.optim.Adam(params, lr=lr)
+        for _ in range(steps):
+            mf = [torch.sigmoid(t) * a for t, a in zip(theta_f, active)]; me = torch.sigmoid(theta_e)   # inactive features stay at their means
+            logits = splice_transcoders(model, tc, p.x, lambda l, f: fill_f[l] + mf[l] * (f - fill_f[l]), keep_errors=True,
+                                        edit_errors=lambda l, e: fill_e[l] + me[l][:, None] * (e - fill_e[l]))[0]
+            loss = F.cross_entropy(logits[:, -1].float(), target) + l1 * (sum(m.sum() for m in mf) + me.sum()) / n_nodes
+            for t, g in zip(params, torch.autograd.grad(loss, params)): t.grad = g   # no weight gradients
+            opt.step()
+    finally: model.train(was)
+    th_f, th_e = [t.detach().cpu() for t in theta_f], theta_e.detach().cpu()
+    out = {feature_node("F", l, t, f): float(th_f[l][t, f]) for l in range(L) for t, f in active[l].nonzero().tolist()}
+    out.update({feature_node("E", l, t): float(th_e[l, t]) for l in range(L) for t in range(th_e.shape[1])})
+    return pd.Series(out, name="score")
+
 def discover_features(model, tc, ds, target: float = 0.9, acc_tol: float = 0.02, n_calib: int = 768, n_held: int = 1024,
-                      seed: int = 0, prune: bool = True) -> TaskCircuit:
-    "The task's circuit of transcoder features and error nodes: attribution patching on calibration prompts, size chosen there, measured held out."
+                      seed: int = 0, prune: bool = True,
+                      method: str = "atp",   # how the nodes are ranked: "atp" (feature_scores) or "mask" (feature_mask_scores)
+                      **kw) -> TaskCircuit:  # for feature_mask_scores: steps, lr, l1
+    "The task's circuit of transcoder features and error nodes: nodes ranked on calibration prompts, size chosen there, measured held out."
     from algocircuits.attribution import mean_activations
+    if method not in ("atp", "mask"): raise ValueError(f"discover_features: method must be 'atp' or 'mask', got {method!r}")
     t0 = time.perf_counter()
     model = model.float().eval(); calib, held = task_probes(ds, n_calib, n_held, seed)
     means = mean_activations(model, tc, ds.tensors("train")[0])
-    scores = feature_scores(model, tc, calib, means)
+    scores = feature_scores(model, tc, calib, means) if method == "atp" else feature_mask_scores(model, tc, calib, means, seed=seed, **kw)
     order = list(scores.sort_values(ascending=False, kind="stable").index)
     fit, check = _split(calib)
     nodes, front, fit_log = fit_circuit(order, lambda n: feature_faithfulness(model, tc, fit, n, means),
@@ -442,7 +472,7 @@ def discover_features(model, tc, ds, target: float = 0.9, acc_tol: float = 0.02,
     for m in ("faithfulness", "accuracy"): front[f"held_{m}"] = [r[m] for r in held_rows]
     front["share"] = front["size"] / len(order)
     n_feat = sum(n.startswith("F/") for n in nodes)
-    return TaskCircuit(ds.config["task"], "features", "atp", list(nodes), len(order), _pick(feature_faithfulness(model, tc, calib, nodes, means)),
+    return TaskCircuit(ds.config["task"], "features", method, list(nodes), len(order), _pick(feature_faithfulness(model, tc, calib, nodes, means)),
                        _pick(feature_faithfulness(model, tc, held, nodes, means)), front, target, time.perf_counter() - t0,
                        dict(n_calib=len(calib), n_held=len(held), seed=seed, pruned=prune, means="training split", n_features=n_feat,
                             n_error_nodes=len(nodes) - n_feat, n_active_features=sum(n.startswith("F/") for n in order),

@@ -57,6 +57,7 @@ def main():
     ap.add_argument("--tasks", default=",".join(TASKS)); ap.add_argument("--no-nanda", action="store_true")
     ap.add_argument("--runs", default="/tmp/task_circuit_runs"); ap.add_argument("--out", default="reports/benchmarks/task_circuits.json")
     ap.add_argument("--smoke", action="store_true"); ap.add_argument("--methods", default="atp,mask,ablation", help="unit ranking methods compared on the first task")
+    ap.add_argument("--feature-methods", default="atp,mask", help="feature ranking methods, each giving a row per task")
     a = ap.parse_args()
     tasks = dict(TASKS)
     if a.smoke:
@@ -76,9 +77,10 @@ def main():
         t0 = time.time(); m, ds, info = trained(task, mc, frac, over, a.device, a.runs)
         tc = train_transcoders(m, ds, TranscoderConfig(d_transcoder=8 * mc["d_model"], steps=600 if a.smoke else 3000, seed=0, device=a.device))
         tm = transcoder_metrics(m, tc, ds)
-        for c in (discover_features(m, tc, ds, n_calib=n_calib, n_held=n_held), discover_units(m, ds, n_calib=n_calib, n_held=n_held)):
+        circuits = [discover_features(m, tc, ds, n_calib=n_calib, n_held=n_held, method=fm) for fm in a.feature_methods.split(",")]
+        for c in circuits + [discover_units(m, ds, n_calib=n_calib, n_held=n_held)]:
             cross = cross_task_validation(CircuitRunner(m, c, ds, tc))
-            out["table"].append(row(task, c, tm, info, cross)); out["fronts"][f"{task}/{c.granularity}"] = c.front.to_dict("records")
+            out["table"].append(row(task, c, tm, info, cross)); out["fronts"][f"{task}/{c.granularity}/{c.method}"] = c.front.to_dict("records")
             print(json.dumps({k: v for k, v in out["table"][-1].items() if k not in ("cross_task", "training", "aims")}, default=float), flush=True)
         if i == 0 and a.methods:   # the unit rankings side by side on one task: the fast estimate, the learned mask, one ablation per unit
             for method in a.methods.split(","):
