@@ -342,6 +342,7 @@ def fit_circuit(order: list, evaluate_fit, evaluate_check, target: float = 0.9, 
         raised = False
         if faith_short > 0 and aim < target + max_margin: aim = min(aim + faith_short + 0.005, target + max_margin); raised = True
         if acc_short > 0 and acc_aim > 0: acc_aim = max(acc_aim - acc_short - 0.0025, 0.0); raised = True
+        elif acc_short > 0 and aim < target + max_margin: aim = min(aim + 0.01, target + max_margin); raised = True   # accuracy through faithfulness
         if not raised: break
     return nodes, front, dict(aims=log)
 
